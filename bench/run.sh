@@ -1,0 +1,38 @@
+#!/bin/sh
+# make bench: run every build/bench/bench_* program and every bench/ref_*.py, then
+# join them. A C program prints either complete lines
+#     bench <name> ours=<x> ref=<y> ratio=<ref/ours> [extra=...]
+# or half lines "ours <name> <ms> [extra=...]" whose reference half comes from the
+# PyTorch script as "ref <name> <ms>". All times are milliseconds per call (best of
+# several runs); ratio = ref/ours, so above 1 means vcm is faster.
+BUILD=${1:-build}
+export VCM_BUILD="$BUILD"
+THREADS=${VCM_THREADS:-$(nproc)}
+export VCM_THREADS=$THREADS
+out=$(mktemp); refs=$(mktemp)
+echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+for b in "$BUILD"/bench/bench_*; do
+    case "$b" in *.d) continue ;; esac
+    [ -x "$b" ] || continue
+    "$b" >>"$out" || echo "# $b failed" >&2
+done
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    for p in bench/ref_*.py; do
+        [ -e "$p" ] || continue
+        /usr/bin/python3 "$p" --threads "$THREADS" >>"$refs" || echo "# $p failed" >&2
+    done
+else
+    echo "# PyTorch (python3-torch) not found: reference columns are missing; run make deps" >&2
+fi
+awk -v REFS="$refs" '
+BEGIN { while ((getline l < REFS) > 0) { split(l, f, " "); if (f[1] == "ref") ref[f[2]] = f[3]; else if (l ~ /^(bench|#)/) print l } }
+/^bench / { print; next }
+/^ours / {
+    extra = ""; for (i = 4; i <= NF; i++) extra = extra " " $i
+    if ($2 in ref) printf "bench %s ours=%.4g ref=%.4g ratio=%.3f%s\n", $2, $3, ref[$2], ref[$2] / $3, extra
+    else printf "bench %s ours=%.4g ref=missing ratio=missing%s\n", $2, $3, extra
+    next
+}
+{ print }
+' "$out"
+rm -f "$out" "$refs"

@@ -1,0 +1,20 @@
+/* The error message buffer: the one piece of global state besides the thread pool.
+ * Thread-local so that ops failing inside OpenMP regions do not race. */
+#include "tensor.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char error_buf[1024];
+
+const char *vcm_error(void) { return error_buf[0] ? error_buf : "unknown error"; }
+
+void vcm_clear_error(void) { error_buf[0] = 0; }
+
+int vcm_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    va_end(ap);
+    return code;
+}

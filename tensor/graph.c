@@ -1,0 +1,167 @@
+/* Tensors in the arena, the tape, and backward. */
+#include "tensor.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t shape_numel(int ndim, const int *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    return n;
+}
+
+int tensor_same_shape(const Tensor *a, const Tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+const char *shape_str(const Tensor *t, char *buf, size_t size) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, size - k, "[");
+    for (int i = 0; i < t->ndim && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, i ? ", %d" : "%d", t->shape[i]);
+    if (k < size) snprintf(buf + k, size - k, "]");
+    return buf;
+}
+
+int graph_init(Graph *g, size_t arena_block_size) {
+    memset(g, 0, sizeof *g);
+    g->grad_enabled = 1;
+    g->cap_nodes = 256;
+    g->nodes = calloc((size_t)g->cap_nodes, sizeof *g->nodes);
+    if (!g->nodes) return vcm_fail(VCM_ERR, "out of memory: tape");
+    if (arena_init(&g->arena, arena_block_size)) { free(g->nodes); g->nodes = NULL; return VCM_ERR; }
+    return VCM_OK;
+}
+
+void graph_free(Graph *g) {
+    arena_free(&g->arena);
+    free(g->nodes);
+    memset(g, 0, sizeof *g);
+}
+
+void graph_reset(Graph *g) {
+    arena_reset(&g->arena);
+    g->n_nodes = 0;
+    g->failed = 0;
+}
+
+int graph_fail(Graph *g, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Keep the first failure's message: later ones are consequences. */
+    if (!g->failed) vcm_fail(VCM_ERR, "%s", msg);
+    g->failed = 1;
+    return VCM_ERR;
+}
+
+int graph_wants_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c) {
+    if (!g->grad_enabled) return 0;
+    return (a && a->grad) || (b && b->grad) || (c && c->grad);
+}
+
+Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
+    if (ndim < 1 || ndim > VCM_MAXDIM) {
+        graph_fail(g, "tensor with %d dims (1..%d allowed)", ndim, VCM_MAXDIM);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0) {
+            graph_fail(g, "tensor with dim %d of size %d", i, shape[i]);
+            return NULL;
+        }
+    Tensor *t = arena_alloc(&g->arena, sizeof *t);
+    if (!t) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof(int));
+    t->n = shape_numel(ndim, shape);
+    t->data = arena_alloc(&g->arena, t->n * sizeof(float));
+    if (!t->data) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    if (with_grad) {
+        t->grad = arena_calloc(&g->arena, t->n * sizeof(float));
+        if (!t->grad) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    }
+    return t;
+}
+
+Node *graph_push(Graph *g, const char *name, BackwardFn fn, Tensor *out) {
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes * 2;
+        Node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) { graph_fail(g, "out of memory: tape of %d nodes", cap); return NULL; }
+        g->nodes = nodes;
+        g->cap_nodes = cap;
+    }
+    Node *n = &g->nodes[g->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->name = name;
+    n->backward = fn;
+    n->out = out;
+    return n;
+}
+
+int graph_backward(Graph *g, Tensor *loss) {
+    if (g->failed) return vcm_fail(VCM_ERR, "backward after a failed forward: %s", vcm_error());
+    if (!loss || loss->n != 1 || !loss->grad)
+        return vcm_fail(VCM_ERR, "backward needs a scalar loss that carries a gradient");
+    loss->grad[0] = 1.0f;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        Node *n = &g->nodes[i];
+        if (n->backward && n->out->grad) n->backward(n);
+    }
+    return VCM_OK;
+}
+
+Tensor *tensor_new(Graph *g, int ndim, const int *shape, int with_grad) {
+    Tensor *t = graph_tensor(g, ndim, shape, with_grad);
+    if (t) memset(t->data, 0, t->n * sizeof(float));
+    return t;
+}
+Tensor *tensor_1d(Graph *g, int a, int wg) { int s[] = {a}; return tensor_new(g, 1, s, wg); }
+Tensor *tensor_2d(Graph *g, int a, int b, int wg) { int s[] = {a, b}; return tensor_new(g, 2, s, wg); }
+Tensor *tensor_3d(Graph *g, int a, int b, int c, int wg) { int s[] = {a, b, c}; return tensor_new(g, 3, s, wg); }
+Tensor *tensor_4d(Graph *g, int a, int b, int c, int d, int wg) {
+    int s[] = {a, b, c, d};
+    return tensor_new(g, 4, s, wg);
+}
+
+Tensor *op_reshape(Graph *g, Tensor *x, int ndim, const int *shape) {
+    if (!x) return NULL;
+    if (ndim < 1 || ndim > VCM_MAXDIM || shape_numel(ndim, shape) != x->n) {
+        char b[64];
+        graph_fail(g, "reshape of %s to %d dims with a different number of elements", shape_str(x, b, sizeof b), ndim);
+        return NULL;
+    }
+    Tensor *t = arena_alloc(&g->arena, sizeof *t);
+    if (!t) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    *t = *x;
+    t->ndim = ndim;
+    memset(t->shape, 0, sizeof t->shape);
+    memcpy(t->shape, shape, (size_t)ndim * sizeof(int));
+    return t;
+}
+
+Tensor *op_slice0(Graph *g, Tensor *x, int start, int len) {
+    if (!x) return NULL;
+    if (start < 0 || len <= 0 || start + len > x->shape[0]) {
+        graph_fail(g, "slice [%d, %d) of a leading dim of %d", start, start + len, x->shape[0]);
+        return NULL;
+    }
+    Tensor *t = arena_alloc(&g->arena, sizeof *t);
+    if (!t) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    *t = *x;
+    size_t row = x->n / (size_t)x->shape[0];
+    t->shape[0] = len;
+    t->n = row * (size_t)len;
+    t->data = x->data + row * (size_t)start;
+    if (x->grad) t->grad = x->grad + row * (size_t)start;
+    return t;
+}

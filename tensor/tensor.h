@@ -1,0 +1,183 @@
+/* tensor/ — the tensor, the activation arena, the autograd tape and the ops.
+ *
+ * The public header of the folder. Everything above tensor/ (nn, vit, lm, train)
+ * builds models from the ops declared here.
+ *
+ * Conventions
+ *  - f32, row-major, contiguous, up to 4 dims.
+ *  - A tensor "needs a gradient" when its grad pointer is non-NULL. An op's output
+ *    gets a gradient buffer (zeroed, from the arena) and a node on the tape when any
+ *    input needs a gradient and the graph records (g->grad_enabled).
+ *  - Every op is a pair of plain kernels `<op>_forward` / `<op>_backward` working on
+ *    float pointers, in one file `tensor/op_<op>.c`, plus the graph-level function
+ *    `op_<op>(Graph *, ...)` that allocates, runs the forward kernel and records the node.
+ *  - Backward kernels ACCUMULATE (+=) into input gradients.
+ *  - Ops never abort: on failure (arena exhausted, bad shapes) they set the error
+ *    message, mark the graph failed and return NULL; an op given a NULL input returns
+ *    NULL at once, so a failure propagates to the end of a forward pass where the
+ *    caller checks once.
+ *  - Results are bitwise identical for any thread count: work is split in chunks that
+ *    do not depend on the number of threads and reductions add in a fixed order.
+ */
+#ifndef VCM_TENSOR_H
+#define VCM_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/* Return codes used across the project (and the tools' exit codes). */
+enum { VCM_OK = 0, VCM_ERR = 1, VCM_EINPUT = 2 };
+
+/* The last error message (one buffer per thread). */
+const char *vcm_error(void);
+/* printf-style; always returns `code`, so `return vcm_fail(VCM_ERR, "...")` reads well. */
+int vcm_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vcm_clear_error(void);
+
+/* ---------------------------------------------------------------- threads */
+
+/* Set the OpenMP and OpenBLAS thread counts together so they never oversubscribe.
+ * n <= 0: the VCM_THREADS environment variable, else the number of cores. */
+int vcm_threads_init(int n);
+int vcm_threads(void);
+
+/* ---------------------------------------------------------------- arena */
+
+/* A bump allocator made of blocks. It grows during the first step and is reused
+ * afterwards (reset keeps the blocks), so a training loop does no malloc after step 1. */
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    ArenaBlock *head;     /* block being filled */
+    ArenaBlock *blocks;   /* all blocks, oldest first */
+    size_t block_size;    /* default size of a new block */
+    size_t used;          /* bytes handed out since the last reset */
+    size_t peak;          /* max of used over the arena's life */
+} Arena;
+
+int arena_init(Arena *a, size_t block_size);
+void *arena_alloc(Arena *a, size_t bytes);       /* 64-byte aligned, uninitialised; NULL + error */
+void *arena_calloc(Arena *a, size_t bytes);      /* zeroed */
+void arena_reset(Arena *a);
+void arena_free(Arena *a);
+
+/* ---------------------------------------------------------------- tensor */
+
+#define VCM_MAXDIM 4
+
+typedef struct Tensor {
+    float *data;
+    float *grad;              /* NULL: no gradient needed */
+    int ndim;
+    int shape[VCM_MAXDIM];
+    size_t n;                 /* number of elements */
+} Tensor;
+
+/* Number of elements of a shape. */
+size_t shape_numel(int ndim, const int *shape);
+/* Rows = product of all dims but the last; cols = the last dim. */
+static inline size_t tensor_rows(const Tensor *t) { return t->n / (size_t)t->shape[t->ndim - 1]; }
+static inline int tensor_cols(const Tensor *t) { return t->shape[t->ndim - 1]; }
+int tensor_same_shape(const Tensor *a, const Tensor *b);
+/* "[2, 3, 5]" into buf, for error messages. */
+const char *shape_str(const Tensor *t, char *buf, size_t size);
+
+/* ---------------------------------------------------------------- graph / tape */
+
+typedef struct Node Node;
+typedef void (*BackwardFn)(Node *node);
+
+/* One recorded op. `saved` points at arena memory the backward needs
+ * (e.g. layernorm's mean and rstd); ints/floats hold small attributes. */
+struct Node {
+    BackwardFn backward;
+    const char *name;
+    Tensor *out;
+    Tensor *in[4];
+    void *saved;
+    void *saved2;
+    const int32_t *ids;       /* integer inputs (token ids, targets) kept alive by the caller */
+    int iattr[6];
+    float fattr[2];
+};
+
+typedef struct Graph {
+    Arena arena;
+    Node *nodes;
+    int n_nodes, cap_nodes;
+    int grad_enabled;         /* record nodes (training) or not (inference) */
+    int failed;               /* sticky: an op failed since the last reset */
+} Graph;
+
+int graph_init(Graph *g, size_t arena_block_size);
+void graph_free(Graph *g);
+/* Forget the tape and reuse the arena for the next step. */
+void graph_reset(Graph *g);
+/* Seed d(loss)/d(loss) = 1 (loss must have one element) and run the tape backwards.
+ * Returns VCM_OK or VCM_ERR. */
+int graph_backward(Graph *g, Tensor *loss);
+
+/* Internal helpers the op files use (public because ops live in several files). */
+Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad);
+Node *graph_push(Graph *g, const char *name, BackwardFn fn, Tensor *out);
+int graph_fail(Graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when an op's output must carry a gradient (recording on, some input has one). */
+int graph_wants_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c);
+
+/* Tensors for inputs and tests: from the arena; zeroed; with_grad allocates a zeroed grad. */
+Tensor *tensor_new(Graph *g, int ndim, const int *shape, int with_grad);
+Tensor *tensor_1d(Graph *g, int a, int with_grad);
+Tensor *tensor_2d(Graph *g, int a, int b, int with_grad);
+Tensor *tensor_3d(Graph *g, int a, int b, int c, int with_grad);
+Tensor *tensor_4d(Graph *g, int a, int b, int c, int d, int with_grad);
+
+/* Views: share data and grad, no node needed. */
+Tensor *op_reshape(Graph *g, Tensor *x, int ndim, const int *shape);
+/* Rows [start, start+len) of the leading dim. */
+Tensor *op_slice0(Graph *g, Tensor *x, int start, int len);
+
+/* ---------------------------------------------------------------- ops
+ * Broadcasting: for add/sub/mul, b's shape equals a's or is a suffix of it
+ * (b is repeated over a's leading dims). The output has a's shape. */
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b);
+Tensor *op_sub(Graph *g, Tensor *a, Tensor *b);
+Tensor *op_mul(Graph *g, Tensor *a, Tensor *b);
+Tensor *op_scale(Graph *g, Tensor *a, float s);
+
+/* Batched matmul: a [..., M, K] (or [..., K, M] with ta), b [..., K, N] (or [..., N, K]
+ * with tb). Leading dims of a and b are equal, or b is 2-D and shared by every batch. */
+Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, int ta, int tb);
+/* y = x·Wᵀ + b: x [..., in], W [out, in], b [out] or NULL. */
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b);
+/* Rows of W [V, D] picked by ids (n ids) → shape [out_shape..., D].
+ * ids must stay alive until backward. Out-of-range ids fail. */
+Tensor *op_embedding(Graph *g, Tensor *W, const int32_t *ids, int ndim_ids, const int *ids_shape);
+/* Over the last dim. w, b: [C]. */
+Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps);
+/* GELU, tanh form: 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))). */
+Tensor *op_gelu(Graph *g, Tensor *x);
+/* Softmax over the last dim. */
+Tensor *op_softmax(Graph *g, Tensor *x);
+/* Multi-head scaled-dot-product attention.
+ * qkv [B, T, 3D] laid out as q | k | v (each D = H·hd, head h at columns h·hd…);
+ * key_valid: NULL, or [B·T] bytes, 0 = this key position may not be attended
+ * (a query row whose keys are all masked gets zeros).
+ * causal: query t sees keys ≤ t. Output [B, T, D]. Scores are computed per
+ * (batch, head) in a scratch buffer and only the row log-sum-exp is kept for backward. */
+Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid);
+/* Mean cross-entropy over rows whose target != ignore_index. logits [N, V]
+ * (or [..., V]), targets: N ids. Output: a scalar (shape [1]). If every row is
+ * ignored the loss is 0. */
+Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int ignore_index);
+/* Concatenate along dim 1: tensors [B, T_i, D] → [B, ΣT_i, D]. */
+Tensor *op_concat_seq(Graph *g, Tensor **xs, int n);
+/* Positions [start, start+len) along dim 1 of [B, T, D] → [B, len, D] (copied). */
+Tensor *op_slice_seq(Graph *g, Tensor *x, int start, int len);
+/* Mean over dimension `dim` (removed from the shape; a 1-D input gives shape [1]). */
+Tensor *op_mean(Graph *g, Tensor *x, int dim);
+/* Images [B, C, H, W] → patches [B, (H/P)(W/P), C·P·P], each patch flattened in
+ * (channel, row, column) order: the same numbers as a Conv2d with weight [D, C, P, P]. */
+Tensor *op_patches(Graph *g, Tensor *img, int P);
+
+#endif
