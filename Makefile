@@ -6,7 +6,7 @@ CFLAGS  ?= -std=c11 $(OPT) -fopenmp -g -Wall -Wextra -D_GNU_SOURCE -I.
 LDLIBS  ?= -lopenblas -ljansson -lz -lcurl -lm
 LDFLAGS ?= -fopenmp
 
-LIBDIRS  := tensor nn vit lm data train
+LIBDIRS  := tensor nn vit lm data train distill
 LIB_SRC  := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(wildcard tools/*.c)
@@ -55,7 +55,7 @@ test: $(BUILD)/vcm $(TEST_BIN)
 
 # Sanitizers: a separate build tree, the same tests. Leak checking stays on.
 test-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	$(MAKE) BUILD=$(BUILD)-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fopenmp -fsanitize=address,undefined" test
 
 test-ref: $(BUILD)/tests/test_ops_ref
