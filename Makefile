@@ -6,7 +6,7 @@ CFLAGS  ?= -std=c11 $(OPT) -fopenmp -g -Wall -Wextra -D_GNU_SOURCE -I.
 LDLIBS  ?= -lopenblas -ljansson -lz -lcurl -lm
 LDFLAGS ?= -fopenmp
 
-LIBDIRS  := tensor nn vit lm data train distill
+LIBDIRS  := tensor nn vit lm model data train distill
 LIB_SRC  := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(wildcard tools/*.c)

@@ -9,8 +9,13 @@ BUILD=${1:-build}
 export VCM_BUILD="$BUILD"
 THREADS=${VCM_THREADS:-$(nproc)}
 export VCM_THREADS=$THREADS
+# OpenBLAS 0.3.21 falls back to generic SSE3 kernels on CPUs it does not know; vcm
+# picks the right ones (docs/BENCH.md). Both sides of every comparison get the same.
+if [ -z "$OPENBLAS_CORETYPE" ] && [ -x "$BUILD/vcm" ]; then
+    OPENBLAS_CORETYPE=$("$BUILD/vcm" --blas-core); export OPENBLAS_CORETYPE
+fi
 out=$(mktemp); refs=$(mktemp)
-echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, openblas=${OPENBLAS_CORETYPE:-auto}, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for b in "$BUILD"/bench/bench_*; do
     case "$b" in *.d) continue ;; esac
     [ -x "$b" ] || continue

@@ -42,6 +42,12 @@ void vcm_clear_error(void);
  * n <= 0: the VCM_THREADS environment variable, else the number of cores. */
 int vcm_threads_init(int n);
 int vcm_threads(void);
+/* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...). */
+const char *vcm_blas_core(void);
+/* When OpenBLAS fell back to its generic kernels on a CPU it did not recognise but
+ * that has AVX2/AVX-512, the OPENBLAS_CORETYPE value that fits it; else NULL (also
+ * when OPENBLAS_CORETYPE is already set). The vcm command re-executes itself with it. */
+const char *vcm_blas_preferred_core(void);
 
 /* ---------------------------------------------------------------- arena */
 

@@ -4,10 +4,12 @@
 
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-/* OpenBLAS's own setter; declared here so that we need not include its private header. */
+/* OpenBLAS's own functions; declared here so that we need not include its private header. */
 void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
 
 static int n_threads = 1;
 
@@ -27,3 +29,21 @@ int vcm_threads_init(int n) {
 }
 
 int vcm_threads(void) { return n_threads; }
+
+const char *vcm_blas_core(void) { return openblas_get_corename(); }
+
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise recent Xeons (seen: a Sapphire Rapids
+ * VM reporting "Intel(R) Xeon(R) Processor") and falls back to its Prescott (SSE3)
+ * kernels, 4-5x slower than the AVX-512 ones. The core type is read when the library
+ * loads, so it can only be chosen by the environment of a new process. */
+const char *vcm_blas_preferred_core(void) {
+    if (getenv("OPENBLAS_CORETYPE")) return NULL;     /* the user (or the site) decided */
+    const char *core = openblas_get_corename();
+    if (!core || strcmp(core, "Prescott")) return NULL; /* detection worked */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    return NULL;
+}

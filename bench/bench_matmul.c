@@ -1,0 +1,185 @@
+/* make bench: our matmul kernels against one plain cblas_sgemm call on the same shape
+ * and thread count (VCM_THREADS), for the linear layers of the nano and small configs
+ * (DESIGN.md §4): forward y = x·Wᵀ and the two backward products dX = dY·W and
+ * dW = dYᵀ·X of qkv, attn-proj, fc1, fc2 and the tied logits layer (over the B·48 text
+ * rows only; the other layers over all B·T rows).
+ *
+ * Prints, best of N with ours and the reference interleaved:
+ *   bench matmul_<config>_<layer>_<fwd|dx|dw> ours=<ms> ref=<ms> ratio=<ref/ours> gflops_ours=<x> gflops_ref=<y>
+ *   bench matmul_<config>_fc1_op_linear_fwdbwd ...  (op_linear through the graph vs the 3 sgemms)
+ *   bench sgemm_peak gflops=<x>                    (plain sgemm, 1024³)
+ * VCM_BENCH_REPS sets N (default 5). */
+#include "tensor/op_matmul.h"
+#include "tensor/tensor.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static float *rand_buf(size_t n, unsigned s) {
+    float *x = malloc(n * sizeof *x);
+    if (!x) { fprintf(stderr, "bench_matmul: out of memory\n"); exit(1); }
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    return x;
+}
+
+typedef enum { FWD, DX, DW } Kind;
+static const char *const kind_names[] = {"fwd", "dx", "dw"};
+
+typedef struct {
+    Kind kind;
+    int R, in, out;
+    const float *x, *W, *dy;
+    float *y, *dx, *dW, *scratch;
+} Case;
+
+static void run_ours(const Case *c) {
+    switch (c->kind) {
+    case FWD: vcm_linear_forward(c->y, c->x, c->W, NULL, c->R, c->in, c->out); break;
+    case DX: vcm_linear_backward_dx(c->dx, c->dy, c->W, c->R, c->in, c->out); break;
+    case DW: vcm_linear_backward_dw(c->dW, NULL, c->dy, c->x, c->R, c->in, c->out, c->scratch); break;
+    }
+}
+
+static void run_ref(const Case *c) {
+    switch (c->kind) {
+    case FWD:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->R, c->out, c->in, 1.0f, c->x, c->in, c->W, c->in,
+                    0.0f, c->y, c->out);
+        break;
+    case DX:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->R, c->in, c->out, 1.0f, c->dy, c->out, c->W, c->in,
+                    1.0f, c->dx, c->in);
+        break;
+    case DW:
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->out, c->in, c->R, 1.0f, c->dy, c->out, c->x, c->in,
+                    1.0f, c->dW, c->in);
+        break;
+    }
+}
+
+static void print_line(const char *name, double ours, double ref, double flops) {
+    printf("bench %s ours=%.4g ref=%.4g ratio=%.3f gflops_ours=%.1f gflops_ref=%.1f\n", name, ours, ref, ref / ours,
+           flops / ours * 1e-6, flops / ref * 1e-6);
+    fflush(stdout);
+}
+
+static void bench_case(const char *config, const char *layer, Case *c, int reps) {
+    double best_ours = 1e300, best_ref = 1e300;
+    run_ours(c); /* warm-up: page faults, OpenBLAS buffers */
+    run_ref(c);
+    for (int r = 0; r < reps; r++) {
+        double t = now_ms();
+        run_ours(c);
+        double t1 = now_ms();
+        run_ref(c);
+        double t2 = now_ms();
+        if (t1 - t < best_ours) best_ours = t1 - t;
+        if (t2 - t1 < best_ref) best_ref = t2 - t1;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "matmul_%s_%s_%s", config, layer, kind_names[c->kind]);
+    print_line(name, best_ours, best_ref, 2.0 * c->R * c->in * c->out);
+}
+
+/* The whole op_linear (with bias) forward + backward through the graph, against the
+ * three plain sgemms it contains. */
+static void bench_op_linear(const char *config, const char *layer, int R, int in, int out, int reps) {
+    Graph g;
+    if (graph_init(&g, (size_t)64 << 20)) { fprintf(stderr, "bench_matmul: %s\n", vcm_error()); exit(1); }
+    float *x0 = rand_buf((size_t)R * in, 11), *dy0 = rand_buf((size_t)R * out, 12);
+    Tensor *W = tensor_2d(&g, out, in, 1), *b = tensor_1d(&g, out, 1);
+    if (!W || !b) { fprintf(stderr, "bench_matmul: %s\n", vcm_error()); exit(1); }
+    memcpy(W->data, x0, W->n * sizeof(float)); /* any numbers */
+    Case c = {FWD, R, in, out, x0, W->data, dy0, NULL, NULL, NULL, NULL};
+    c.y = malloc((size_t)R * out * sizeof(float));
+    c.dx = calloc((size_t)R * in, sizeof(float));
+    c.dW = calloc((size_t)out * in, sizeof(float));
+    double best_ours = 1e300, best_ref = 1e300;
+    for (int r = 0; r <= reps; r++) {
+        /* Inputs and upstream gradient are set up outside the timed region. */
+        graph_reset(&g);
+        W = tensor_2d(&g, out, in, 1);
+        b = tensor_1d(&g, out, 1);
+        Tensor *x = tensor_2d(&g, R, in, 1);
+        memcpy(x->data, x0, x->n * sizeof(float));
+        double t0 = now_ms();
+        Tensor *y = op_linear(&g, x, W, b);
+        if (!y) { fprintf(stderr, "bench_matmul: %s\n", vcm_error()); exit(1); }
+        memcpy(y->grad, dy0, y->n * sizeof(float));
+        for (int i = g.n_nodes - 1; i >= 0; i--) g.nodes[i].backward(&g.nodes[i]);
+        double t1 = now_ms();
+        c.kind = FWD; run_ref(&c);
+        c.kind = DX; run_ref(&c);
+        c.kind = DW; run_ref(&c);
+        double t2 = now_ms();
+        if (r == 0) continue; /* warm-up */
+        if (t1 - t0 < best_ours) best_ours = t1 - t0;
+        if (t2 - t1 < best_ref) best_ref = t2 - t1;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "matmul_%s_%s_op_linear_fwdbwd", config, layer);
+    print_line(name, best_ours, best_ref, 3 * 2.0 * R * in * out);
+    free(x0); free(dy0); free(c.y); free(c.dx); free(c.dW);
+    graph_free(&g);
+}
+
+static void bench_config(const char *config, int B, int T, int D, int vocab, int reps) {
+    int R = B * T, Rtext = B * 48;
+    struct { const char *name; int R, in, out; } layers[] = {
+        {"qkv", R, D, 3 * D}, {"proj", R, D, D}, {"fc1", R, D, 4 * D}, {"fc2", R, 4 * D, D}, {"logits", Rtext, D, vocab},
+    };
+    for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
+        int r = layers[l].R, in = layers[l].in, out = layers[l].out;
+        Case c = {FWD, r, in, out, rand_buf((size_t)r * in, 1), rand_buf((size_t)out * in, 2),
+                  rand_buf((size_t)r * out, 3), rand_buf((size_t)r * out, 4), rand_buf((size_t)r * in, 5),
+                  rand_buf((size_t)out * in, 6), NULL};
+        size_t ns = gemm_scratch_floats(out, in, r);
+        if (ns) c.scratch = rand_buf(ns, 7);
+        for (int k = FWD; k <= DW; k++) {
+            c.kind = (Kind)k;
+            bench_case(config, layers[l].name, &c, reps);
+        }
+        free((void *)c.x); free((void *)c.W); free((void *)c.dy);
+        free(c.y); free(c.dx); free(c.dW); free(c.scratch);
+    }
+    bench_op_linear(config, "fc1", R, D, 4 * D, reps);
+}
+
+static void bench_peak(int reps) {
+    int n = 1024;
+    float *A = rand_buf((size_t)n * n, 1), *B = rand_buf((size_t)n * n, 2), *C = rand_buf((size_t)n * n, 3);
+    double best = 1e300;
+    for (int r = 0; r <= reps; r++) {
+        double t = now_ms();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        t = now_ms() - t;
+        if (r > 0 && t < best) best = t;
+    }
+    printf("bench sgemm_peak gflops=%.1f\n", 2.0 * n * n * n / best * 1e-6);
+    fflush(stdout);
+    free(A); free(B); free(C);
+}
+
+int main(void) {
+    int threads = vcm_threads_init(0);
+    const char *e = getenv("VCM_BENCH_REPS");
+    int reps = e && atoi(e) > 0 ? atoi(e) : 5;
+    printf("# bench_matmul: threads=%d openblas=%s core=%s reps=%d\n", threads, openblas_get_config(),
+           openblas_get_corename(), reps);
+    bench_peak(reps);
+    bench_config("nano", 32, 176, 128, 2048, reps);
+    bench_config("small", 8, 308, 384, 8192, reps);
+    return 0;
+}

@@ -1,0 +1,85 @@
+/* `vcm corpus validate`, the library side: every record of a file, in order, through
+ * every check; stop at the first problem, or count problems by reason (skip_bad). */
+#include "data/data.h"
+#include "tensor/tensor.h"
+
+#include <string.h>
+
+static void count_ref(const int *ids, int n, void *ctx) {
+    int *seen = ctx; /* seen[0] = count, seen[1..] ids (up to VCM_MAX_REGIONS + 1) */
+    for (int i = 0; i < n; i++) {
+        int dup = 0;
+        for (int k = 0; k < seen[0] && !dup; k++) dup = seen[1 + k] == ids[i];
+        if (!dup && seen[0] <= VCM_MAX_REGIONS) seen[1 + seen[0]++] = ids[i];
+    }
+}
+
+/* One parsed record through the mapping, image and region-count checks. */
+static int check_record(const Record *r, const char *path, RegionMap *m, const char *images_root, long *n_images,
+                        int *reason) {
+    const RegionEntry *ce = regionmap_find(m, r->image);
+    if (ce && images_root && !ce->checked) {
+        RegionEntry *e = (RegionEntry *)ce;
+        (*n_images)++;
+        if (regionmap_check_image(m, e, images_root)) {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "%s", vcm_error());
+            *reason = e->bad ? e->bad : BAD_BOX_OUTSIDE;
+            /* A box outside the image is only this record's problem if it uses it:
+             * in skip_bad mode the mapping keeps the mark and the record check decides. */
+            vcm_fail(VCM_EINPUT, "%s (used by %s:%ld)", msg, path, r->line);
+            return VCM_EINPUT;
+        }
+    }
+    if (record_check_regions(r, path, m, reason)) return VCM_EINPUT;
+    int seen[VCM_MAX_REGIONS + 2] = {0};
+    record_each_mention(r, count_ref, seen);
+    if (r->n_region > 0) count_ref(r->region, r->n_region, seen);
+    if (seen[0] > VCM_MAX_REGIONS) {
+        *reason = BAD_TOO_MANY_REGIONS;
+        return vcm_fail(VCM_EINPUT, "%s:%ld: the record refers to more than %d regions", path, r->line,
+                        VCM_MAX_REGIONS);
+    }
+    return VCM_OK;
+}
+
+int corpus_validate(const char *path, RegionMap *m, const char *images_root, int skip_bad, CorpusCheck *out) {
+    memset(out, 0, sizeof *out);
+    JsonlReader rd;
+    int rc = jsonl_open(&rd, path);
+    if (rc) return rc;
+    for (;;) {
+        JsonlLine ln;
+        int reason = BAD_NONE;
+        Record r;
+        rc = jsonl_next(&rd, &ln);
+        if (rc == VCM_OK && !ln.text) break;
+        if (rc == VCM_EINPUT && strstr(vcm_error(), "line longer")) reason = BAD_LINE_TOO_LONG;
+        else if (rc) break;
+        out->records++;
+        if (!rc && (rc = record_parse(&ln, REC_ANY, &r, &reason)) == VCM_OK) {
+            out->by_kind[r.kind]++;
+            if (check_record(&r, path, m, images_root, &out->images_checked, &reason)) {
+                rc = VCM_EINPUT;
+                /* skip_bad: an image problem found now may be a box this record does
+                 * not use; let the record check decide with the marks now set. */
+                if (skip_bad && reason == BAD_BOX_OUTSIDE) {
+                    int r2 = BAD_NONE;
+                    rc = check_record(&r, path, m, images_root, &out->images_checked, &r2);
+                    reason = r2;
+                }
+            }
+            record_free(&r);
+        }
+        if (rc == VCM_OK) {
+            out->ok++;
+            continue;
+        }
+        if (rc != VCM_EINPUT || !skip_bad || reason == BAD_NONE) break;
+        out->bad++;
+        out->bad_by_reason[reason]++;
+        rc = VCM_OK;
+    }
+    jsonl_close(&rd);
+    return rc;
+}

@@ -1,0 +1,162 @@
+/* The student: ViT over the image, RoIAlign region tokens, causal decoder over
+ * [patch features ++ region tokens ++ text], logits tied to the token embedding. */
+#include "model/model.h"
+#include "lm/lm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    const ModelConfig *c = cfg;
+    if (c->image % c->patch) return vcm_fail(VCM_EINPUT, "image %d is not a multiple of patch %d", c->image, c->patch);
+    int G = model_grid(c), P = c->patch;
+    params_init(&m->ps);
+    ParamStore *ps = &m->ps;
+    m->vit_blocks = calloc((size_t)(c->vit_layers ? c->vit_layers : 1), sizeof *m->vit_blocks);
+    m->dec_blocks = calloc((size_t)c->dec_layers, sizeof *m->dec_blocks);
+    if (!m->vit_blocks || !m->dec_blocks) { student_free(m); return vcm_fail(VCM_ERR, "out of memory: model"); }
+    int rc = linear_declare(&m->patch_embed, ps, "vit.patch_embed", 3 * P * P, c->vit_d, 1, NN_INIT_STD);
+    if (!rc) rc = embedding_declare(&m->vit_pos, ps, "vit.pos", G * G, c->vit_d, NN_INIT_STD);
+    if (!rc) rc = blocks_declare(m->vit_blocks, c->vit_layers, ps, "vit.blocks", c->vit_d, c->vit_heads,
+                                 nn_resid_std(c->vit_layers ? c->vit_layers : 1));
+    if (!rc) rc = layernorm_declare(&m->vit_norm, ps, "vit.norm", c->vit_d);
+    if (!rc) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
+    if (!rc) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
+    if (!rc) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, NN_INIT_STD);
+    if (!rc) rc = embedding_declare(&m->tok, ps, "dec.tok", c->vocab, c->dec_d, NN_INIT_STD);
+    if (!rc) rc = embedding_declare(&m->pos, ps, "dec.pos", model_max_seq(c), c->dec_d, NN_INIT_STD);
+    if (!rc) rc = blocks_declare(m->dec_blocks, c->dec_layers, ps, "dec.blocks", c->dec_d, c->dec_heads,
+                                 nn_resid_std(c->dec_layers));
+    if (!rc) rc = layernorm_declare(&m->dec_norm, ps, "dec.norm", c->dec_d);
+    if (!rc) rc = params_alloc(ps);
+    if (!rc) rc = params_init_weights(ps, seed);
+    if (rc) { student_free(m); return rc; }
+    return VCM_OK;
+}
+
+void student_free(Student *m) {
+    params_free(&m->ps);
+    free(m->vit_blocks);
+    free(m->dec_blocks);
+    m->vit_blocks = m->dec_blocks = NULL;
+}
+
+/* A tensor over caller memory that needs no gradient (inputs). */
+static Tensor *input_tensor(Graph *g, float *data, int ndim, const int *shape) {
+    Tensor *t = arena_alloc(&g->arena, sizeof *t);
+    if (!t) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof(int));
+    t->n = shape_numel(ndim, shape);
+    t->data = data;
+    return t;
+}
+
+/* ViT: patches → linear → + positions → bidirectional blocks → LayerNorm: [B, G², vit_d]. */
+static Tensor *vit_forward(Graph *g, Student *m, const Batch *b) {
+    const ModelConfig *c = &m->cfg;
+    int shape[4] = {b->B, 3, c->image, c->image};
+    Tensor *img = input_tensor(g, b->images, 4, shape);
+    Tensor *x = op_patches(g, img, c->patch);
+    x = linear_forward(g, &m->patch_embed, x);
+    x = embedding_add_positions(g, &m->vit_pos, x);
+    x = blocks_forward(g, m->vit_blocks, c->vit_layers, x, 0, NULL);
+    return layernorm_forward(g, &m->vit_norm, x);
+}
+
+/* Region tokens: for slot k of each sample, 4 RoIAlign cells over the feature grid,
+ * each W_roi·v + W_box·(box/image) + E_tok["[k]"]: [B, 4R, dec_d]. */
+static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat) {
+    const ModelConfig *c = &m->cfg;
+    int B = b->B, R = b->R, G = model_grid(c), n = B * R;
+    float *rois = arena_alloc(&g->arena, sizeof(float) * 5 * (size_t)n);
+    float *boxin = arena_alloc(&g->arena, sizeof(float) * 4 * MODEL_ROI_CELLS * (size_t)n);
+    int32_t *ids = arena_alloc(&g->arena, sizeof(int32_t) * MODEL_ROI_CELLS * (size_t)n);
+    if (!rois || !boxin || !ids) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < R; k++) {
+            int s = i * R + k;
+            const float *bx = b->boxes + 4 * (size_t)s;
+            rois[5 * s] = (float)i;
+            for (int j = 0; j < 4; j++) rois[5 * s + 1 + j] = bx[j];
+            for (int cell = 0; cell < MODEL_ROI_CELLS; cell++) {
+                for (int j = 0; j < 4; j++) boxin[(s * MODEL_ROI_CELLS + cell) * 4 + j] = bx[j] / (float)c->image;
+                ids[s * MODEL_ROI_CELLS + cell] = BPE_REGION0 + (k < MODEL_MAX_REGIONS ? k : MODEL_MAX_REGIONS - 1);
+            }
+        }
+    Tensor *pooled = op_roi_align(g, feat, G, G, rois, n, 2, 2, 1.0f / (float)c->patch, 2, 1);
+    int s3[3] = {B, R * MODEL_ROI_CELLS, c->vit_d};
+    Tensor *x = linear_forward(g, &m->roi_proj, op_reshape(g, pooled, 3, s3));
+    int sb[3] = {B, R * MODEL_ROI_CELLS, 4};
+    Tensor *boxes = input_tensor(g, boxin, 3, sb);
+    x = op_add(g, x, linear_forward(g, &m->box_proj, boxes));
+    int si[2] = {B, R * MODEL_ROI_CELLS};
+    return op_add(g, x, embedding_forward(g, &m->tok, ids, 2, si));
+}
+
+Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid) {
+    const ModelConfig *c = &m->cfg;
+    int G = model_grid(c), use_roi = c->region_input == REGION_INPUT_ROI && b->R > 0;
+    *key_valid = NULL;
+    if (b->T <= 0 || b->T > c->max_text) {
+        graph_fail(g, "text of %d tokens (1..%d)", b->T, c->max_text);
+        return NULL;
+    }
+    if (b->R > MODEL_MAX_REGIONS) {
+        graph_fail(g, "%d regions in one sample (at most %d)", b->R, MODEL_MAX_REGIONS);
+        return NULL;
+    }
+    Tensor *feat = vit_forward(g, m, b);
+    Tensor *parts[3];
+    int np = 0;
+    parts[np++] = linear_forward(g, &m->vis_proj, feat);
+    if (use_roi) parts[np++] = region_tokens(g, m, b, feat);
+    int st[2] = {b->B, b->T};
+    parts[np++] = embedding_forward(g, &m->tok, b->tokens, 2, st);
+    Tensor *x = op_concat_seq(g, parts, np);
+    if (!x) return NULL;
+    int L = x->shape[1], prefix = L - b->T;
+    /* Padding region slots may not be attended. */
+    if (use_roi) {
+        uint8_t *valid = arena_alloc(&g->arena, (size_t)b->B * (size_t)L);
+        if (!valid) { graph_fail(g, "%s", vcm_error()); return NULL; }
+        memset(valid, 1, (size_t)b->B * (size_t)L);
+        for (int i = 0; i < b->B; i++)
+            for (int k = b->n_regions[i]; k < b->R; k++)
+                memset(valid + (size_t)i * L + G * G + k * MODEL_ROI_CELLS, 0, MODEL_ROI_CELLS);
+        *key_valid = valid;
+    }
+    /* Positions are fixed by role, not by how many region slots this batch pads to:
+     * patches 0…G²−1, region slot k at G² + 4k + cell, text t at student_text_pos0 + t. */
+    int32_t *pos = arena_alloc(&g->arena, sizeof(int32_t) * (size_t)L);
+    if (!pos) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    int text0 = student_text_pos0(c);
+    for (int i = 0; i < L; i++) pos[i] = i < prefix ? i : text0 + (i - prefix);
+    int sl[1] = {L};
+    return op_add(g, x, embedding_forward(g, &m->pos, pos, 1, sl));
+}
+
+Tensor *student_hidden(Graph *g, Student *m, const Batch *b) {
+    const uint8_t *valid;
+    Tensor *x = student_decoder_input(g, m, b, &valid);
+    if (!x) return NULL;
+    int prefix = x->shape[1] - b->T;
+    x = blocks_forward(g, m->dec_blocks, m->cfg.dec_layers, x, 1, valid);
+    x = layernorm_forward(g, &m->dec_norm, x);
+    return op_slice_seq(g, x, prefix, b->T);
+}
+
+Tensor *student_logits(Graph *g, Student *m, const Batch *b) {
+    return embedding_logits(g, &m->tok, student_hidden(g, m, b));
+}
+
+Tensor *student_loss(Graph *g, Student *m, const Batch *b) {
+    Tensor *logits = student_logits(g, m, b);
+    if (!logits) return NULL;
+    int s2[2] = {b->B * b->T, m->cfg.vocab};
+    return op_cross_entropy(g, op_reshape(g, logits, 2, s2), b->targets, -1);
+}

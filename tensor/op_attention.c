@@ -1,0 +1,335 @@
+/* Fused multi-head scaled-dot-product attention (FlashAttention-style memory use).
+ *
+ * qkv [B, T, 3D] = q | k | v, head h at columns h·hd … h·hd+hd−1 of each part.
+ * For every (batch, head) — one task, run whole by one thread — K and V are copied into
+ * a per-thread scratch (K also transposed, rows padded to the vector width), and the
+ * queries go in blocks of ATT_QB rows:
+ *     S = (scale·Q_blk)·Kᵀ                  [QB × keys] in scratch
+ *     P = exp(S + mask − rowmax), l = Σ P    (masked: causal j > i, key_valid[j] = 0)
+ *     O_blk = P·V / l,  lse_i = rowmax + log l
+ * Only lse (B·H·T floats) is kept for backward, which recomputes P = exp(S − lse) per
+ * block and then, with Δ_i = Σ_d dO·O:
+ *     dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − Δ),  dQ = scale·dS·K,  dK += dSᵀ·(scale·Q).
+ * A query row with no allowed key gets lse = +inf: output 0, gradient 0.
+ * Tasks write disjoint columns of the output / of dqkv and each runs the same
+ * instructions on any thread, so results are bitwise identical for any thread count.
+ * The small matrix products are a register-tiled kernel (att_mm) rather than OpenBLAS:
+ * the matrices are tiny (T × hd) and OpenBLAS inside an OpenMP region would either
+ * serialise or oversubscribe. */
+#include "tensor.h"
+#include "vecmath.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define ATT_QB 16 /* queries per block: S and dP blocks stay in L1/L2 */
+
+typedef struct {
+    int B, T, D, H, hd, hdp, Tp, causal;
+    float scale;
+} AttDims;
+
+/* What backward needs, in the arena (node->saved). */
+typedef struct {
+    float *lse;          /* [B·H·T] */
+    float *scratch;      /* n_slots × att_scratch_floats() */
+    const uint8_t *key_valid;
+    int n_slots;
+} AttSaved;
+
+static int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+static size_t att_scratch_floats(const AttDims *d) {
+    size_t Tp = (size_t)d->Tp, hdp = (size_t)d->hdp, QB = ATT_QB;
+    /* Ks, dKs, dVs [Tp][hdp]; Kt, Vt [hdp][Tp]; Qb, dOb, dQb [QB][hdp]; S, dP [QB][Tp];
+     * PT [Tp][QB]; bias [Tp]; Δ and 1/l [QB]. The forward uses a subset. */
+    size_t n = 5 * Tp * hdp + 3 * QB * hdp + 3 * QB * Tp + Tp + 2 * QB;
+    return (n + 15) / 16 * 16; /* keeps every slot 64-byte aligned */
+}
+
+/* C (+)= A·B with A [M][K] (row stride lda), B [K][N] (ldb), C [M][N] (ldc);
+ * N is a multiple of VF_N. Register tile: 4 rows × 2 vectors. */
+static void att_mm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                   int accumulate) {
+    int i = 0;
+    for (; i + 4 <= M; i += 4) {
+        const float *a0 = A + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        float *c0 = C + (size_t)i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+        int j = 0;
+        for (; j + 2 * VF_N <= N; j += 2 * VF_N) {
+            vf r00 = vf_zero(), r01 = vf_zero(), r10 = vf_zero(), r11 = vf_zero();
+            vf r20 = vf_zero(), r21 = vf_zero(), r30 = vf_zero(), r31 = vf_zero();
+            const float *b = B + j;
+            for (int k = 0; k < K; k++, b += ldb) {
+                vf b0 = vf_load(b), b1 = vf_load(b + VF_N), x;
+                x = vf_set1(a0[k]); r00 = vf_fma(x, b0, r00); r01 = vf_fma(x, b1, r01);
+                x = vf_set1(a1[k]); r10 = vf_fma(x, b0, r10); r11 = vf_fma(x, b1, r11);
+                x = vf_set1(a2[k]); r20 = vf_fma(x, b0, r20); r21 = vf_fma(x, b1, r21);
+                x = vf_set1(a3[k]); r30 = vf_fma(x, b0, r30); r31 = vf_fma(x, b1, r31);
+            }
+            if (accumulate) {
+                r00 = vf_add(r00, vf_load(c0 + j)); r01 = vf_add(r01, vf_load(c0 + j + VF_N));
+                r10 = vf_add(r10, vf_load(c1 + j)); r11 = vf_add(r11, vf_load(c1 + j + VF_N));
+                r20 = vf_add(r20, vf_load(c2 + j)); r21 = vf_add(r21, vf_load(c2 + j + VF_N));
+                r30 = vf_add(r30, vf_load(c3 + j)); r31 = vf_add(r31, vf_load(c3 + j + VF_N));
+            }
+            vf_store(c0 + j, r00); vf_store(c0 + j + VF_N, r01);
+            vf_store(c1 + j, r10); vf_store(c1 + j + VF_N, r11);
+            vf_store(c2 + j, r20); vf_store(c2 + j + VF_N, r21);
+            vf_store(c3 + j, r30); vf_store(c3 + j + VF_N, r31);
+        }
+        for (; j < N; j += VF_N) {
+            vf r0 = vf_zero(), r1 = vf_zero(), r2 = vf_zero(), r3 = vf_zero();
+            const float *b = B + j;
+            for (int k = 0; k < K; k++, b += ldb) {
+                vf b0 = vf_load(b);
+                r0 = vf_fma(vf_set1(a0[k]), b0, r0);
+                r1 = vf_fma(vf_set1(a1[k]), b0, r1);
+                r2 = vf_fma(vf_set1(a2[k]), b0, r2);
+                r3 = vf_fma(vf_set1(a3[k]), b0, r3);
+            }
+            if (accumulate) {
+                r0 = vf_add(r0, vf_load(c0 + j)); r1 = vf_add(r1, vf_load(c1 + j));
+                r2 = vf_add(r2, vf_load(c2 + j)); r3 = vf_add(r3, vf_load(c3 + j));
+            }
+            vf_store(c0 + j, r0); vf_store(c1 + j, r1); vf_store(c2 + j, r2); vf_store(c3 + j, r3);
+        }
+    }
+    for (; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        float *c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j += VF_N) {
+            vf r = vf_zero();
+            const float *b = B + j;
+            for (int k = 0; k < K; k++, b += ldb) r = vf_fma(vf_set1(a[k]), vf_load(b), r);
+            if (accumulate) r = vf_add(r, vf_load(c + j));
+            vf_store(c + j, r);
+        }
+    }
+}
+
+/* Copy K and V of (b, h): transposed [hdp][Tp] and/or row-major [T][hdp], zero-padded;
+ * and the key mask as an additive bias row (0 or −inf). */
+static void att_gather_kv(const AttDims *d, const float *base, const uint8_t *kv, float *Kt, float *Ks,
+                          float *Vt, float *Vs, float *bias) {
+    int T = d->T, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
+    size_t ld = 3 * (size_t)d->D;
+    if (Kt) memset(Kt, 0, (size_t)hdp * Tp * sizeof(float));
+    if (Vt) memset(Vt, 0, (size_t)hdp * Tp * sizeof(float));
+    for (int j = 0; j < T; j++) {
+        const float *k = base + j * ld + d->D, *v = k + d->D;
+        if (Kt) for (int c = 0; c < hd; c++) Kt[(size_t)c * Tp + j] = k[c];
+        if (Vt) for (int c = 0; c < hd; c++) Vt[(size_t)c * Tp + j] = v[c];
+        if (Ks) {
+            memcpy(Ks + (size_t)j * hdp, k, (size_t)hd * sizeof(float));
+            memset(Ks + (size_t)j * hdp + hd, 0, (size_t)(hdp - hd) * sizeof(float));
+        }
+        if (Vs) {
+            memcpy(Vs + (size_t)j * hdp, v, (size_t)hd * sizeof(float));
+            memset(Vs + (size_t)j * hdp + hd, 0, (size_t)(hdp - hd) * sizeof(float));
+        }
+        bias[j] = kv && !kv[j] ? -INFINITY : 0.0f;
+    }
+}
+
+/* Rows [i0, i0+mr) of src (stride ld) into dst [mr][hdp] times s, zero-padded. */
+static void att_gather_rows(float *dst, const float *src, size_t ld, int mr, int hd, int hdp, float s) {
+    for (int r = 0; r < mr; r++) {
+        const float *x = src + (size_t)r * ld;
+        float *y = dst + (size_t)r * hdp;
+        for (int c = 0; c < hd; c++) y[c] = x[c] * s;
+        for (int c = hd; c < hdp; c++) y[c] = 0.0f;
+    }
+}
+
+/* In place: s[j] ← exp(s[j] + bias[j] − shift) for j < n. Returns Σ. */
+static float att_exp_row(float *s, const float *bias, int n, float shift) {
+    vf vs = vf_set1(shift), acc = vf_zero();
+    int j;
+    for (j = 0; j + VF_N <= n; j += VF_N) {
+        vf e = vf_exp(vf_sub(vf_add(vf_load(s + j), vf_load(bias + j)), vs));
+        vf_store(s + j, e);
+        acc = vf_add(acc, e);
+    }
+    float sum = vf_hsum(acc);
+    for (; j < n; j++) {
+        s[j] = vm_expf(s[j] + bias[j] - shift);
+        sum += s[j];
+    }
+    return sum;
+}
+
+/* dout (may be NULL): the output's gradient buffer; the head-0 task of each batch
+ * zeroes that batch's rows (in parallel, instead of a serial memset in the graph). */
+static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
+                             float *out, float *dout, float *lse, float *ws) {
+    int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
+    size_t ld = 3 * (size_t)D;
+    float *Kt = ws, *Vs = Kt + (size_t)hdp * Tp, *S = Vs + (size_t)Tp * hdp;
+    float *Qb = S + (size_t)ATT_QB * Tp, *Ob = Qb + (size_t)ATT_QB * hdp, *bias = Ob + (size_t)ATT_QB * hdp;
+    float *rinv = bias + Tp;
+    const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
+    if (dout && h == 0) memset(dout + (size_t)b * T * D, 0, (size_t)T * D * sizeof(float));
+    att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, NULL, NULL, Vs, bias);
+    for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
+    for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+        int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
+        int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
+        att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
+        att_mm(mr, nkp, hdp, Qb, hdp, Kt, Tp, S, Tp, 0);
+        for (int r = 0; r < mr; r++) {
+            int i = i0 + r, lim = d->causal ? i + 1 : T;
+            float *sr = S + (size_t)r * Tp;
+            float mx = -INFINITY;
+            for (int j = 0; j < lim; j++) {
+                float v = sr[j] + bias[j];
+                mx = v > mx ? v : mx;
+            }
+            float *lrow = lse + (size_t)(b * d->H + h) * T;
+            if (mx == -INFINITY) { /* no key allowed: output zeros */
+                memset(sr, 0, (size_t)nk * sizeof(float));
+                lrow[i] = INFINITY;
+                rinv[r] = 0.0f;
+                continue;
+            }
+            float sum = att_exp_row(sr, bias, lim, mx);
+            for (int j = lim; j < nk; j++) sr[j] = 0.0f;
+            rinv[r] = 1.0f / sum;
+            lrow[i] = mx + logf(sum);
+        }
+        att_mm(mr, hdp, nk, S, Tp, Vs, hdp, Ob, hdp, 0);
+        for (int r = 0; r < mr; r++) {
+            float *o = out + ((size_t)b * T + i0 + r) * D + (size_t)h * hd;
+            for (int c = 0; c < hd; c++) o[c] = Ob[(size_t)r * hdp + c] * rinv[r];
+        }
+    }
+}
+
+static void att_transpose(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
+static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
+                              const float *out, const float *dout, const float *lse, float *dqkv, float *ws) {
+    int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
+    size_t ld = 3 * (size_t)D, tp_hdp = (size_t)Tp * hdp;
+    float *Ks = ws, *dKs = Ks + tp_hdp, *dVs = dKs + tp_hdp, *Kt = dVs + tp_hdp, *Vt = Kt + tp_hdp;
+    float *Qb = Vt + tp_hdp, *dOb = Qb + (size_t)ATT_QB * hdp, *dQb = dOb + (size_t)ATT_QB * hdp;
+    float *P = dQb + (size_t)ATT_QB * hdp, *dP = P + (size_t)ATT_QB * Tp, *PT = dP + (size_t)ATT_QB * Tp;
+    float *bias = PT + (size_t)Tp * ATT_QB, *delta = bias + Tp;
+    const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
+    const float *lrow = lse + (size_t)(b * d->H + h) * T;
+    att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, Ks, Vt, NULL, bias);
+    for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
+    memset(dKs, 0, 2 * tp_hdp * sizeof(float)); /* dKs and dVs */
+    for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+        int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
+        int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
+        const float *orow = out + ((size_t)b * T + i0) * D + (size_t)h * hd;
+        const float *dorow = dout + ((size_t)b * T + i0) * D + (size_t)h * hd;
+        att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
+        att_gather_rows(dOb, dorow, (size_t)D, mr, hd, hdp, 1.0f);
+        for (int r = 0; r < mr; r++) {
+            float s = 0.0f;
+            for (int c = 0; c < hd; c++) s += dorow[(size_t)r * D + c] * orow[(size_t)r * D + c];
+            delta[r] = s;
+        }
+        att_mm(mr, nkp, hdp, Qb, hdp, Kt, Tp, P, Tp, 0);
+        att_mm(mr, nkp, hdp, dOb, hdp, Vt, Tp, dP, Tp, 0);
+        for (int r = 0; r < mr; r++) {
+            int i = i0 + r, lim = d->causal ? i + 1 : T;
+            float *pr = P + (size_t)r * Tp, *dr = dP + (size_t)r * Tp;
+            if (isinf(lrow[i])) lim = 0; /* fully masked row: P = 0 */
+            att_exp_row(pr, bias, lim, lrow[i]);
+            for (int j = lim; j < nkp; j++) pr[j] = 0.0f;
+            vf dl = vf_set1(delta[r]);
+            for (int j = 0; j < nkp; j += VF_N) /* dS in place of dP */
+                vf_store(dr + j, vf_mul(vf_load(pr + j), vf_sub(vf_load(dr + j), dl)));
+        }
+        /* dV[0..nk) += Pᵀ·dO_blk */
+        att_transpose(PT, ATT_QB, P, Tp, mr, nk);
+        att_mm(nk, hdp, mr, PT, ATT_QB, dOb, hdp, dVs, hdp, 1);
+        /* dQ_blk = dS·K (scaled when written) */
+        att_mm(mr, hdp, nk, dP, Tp, Ks, hdp, dQb, hdp, 0);
+        for (int r = 0; r < mr; r++) {
+            float *dq = dqkv + ((size_t)b * T + i0 + r) * ld + (size_t)h * hd;
+            for (int c = 0; c < hd; c++) dq[c] += d->scale * dQb[(size_t)r * hdp + c];
+        }
+        /* dK[0..nk) += dSᵀ·(scale·Q_blk) */
+        att_transpose(PT, ATT_QB, dP, Tp, mr, nk);
+        att_mm(nk, hdp, mr, PT, ATT_QB, Qb, hdp, dKs, hdp, 1);
+    }
+    for (int j = 0; j < T; j++) {
+        float *dk = dqkv + ((size_t)b * T + j) * ld + D + (size_t)h * hd, *dv = dk + D;
+        for (int c = 0; c < hd; c++) {
+            dk[c] += dKs[(size_t)j * hdp + c];
+            dv[c] += dVs[(size_t)j * hdp + c];
+        }
+    }
+}
+
+static void att_node_backward(Node *node) {
+    Tensor *qkv = node->in[0], *y = node->out;
+    if (!qkv->grad) return;
+    const AttSaved *sv = node->saved;
+    AttDims d = {qkv->shape[0], qkv->shape[1], y->shape[2], node->iattr[0], 0, 0, 0, node->iattr[1], 0};
+    d.hd = d.D / d.H;
+    d.hdp = round_up(d.hd, VF_N);
+    d.Tp = round_up(d.T, VF_N);
+    d.scale = 1.0f / sqrtf((float)d.hd);
+    size_t per = att_scratch_floats(&d);
+    int n_tasks = d.B * d.H;
+#pragma omp parallel num_threads(sv->n_slots) if (sv->n_slots > 1)
+    {
+        float *ws = sv->scratch + per * (size_t)omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int t = 0; t < n_tasks; t++)
+            att_backward_task(&d, t / d.H, t % d.H, qkv->data, sv->key_valid, y->data, y->grad, sv->lse,
+                              qkv->grad, ws);
+    }
+}
+
+Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid) {
+    if (!qkv) return NULL;
+    char sb[64];
+    if (qkv->ndim != 3 || qkv->shape[2] % 3 || n_heads <= 0 || (qkv->shape[2] / 3) % n_heads) {
+        graph_fail(g, "attention: qkv %s must be [B, T, 3·D] with D divisible by %d heads",
+                   shape_str(qkv, sb, sizeof sb), n_heads);
+        return NULL;
+    }
+    AttDims d = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, n_heads, 0, 0, 0, causal != 0, 0};
+    d.hd = d.D / d.H;
+    d.hdp = round_up(d.hd, VF_N);
+    d.Tp = round_up(d.T, VF_N);
+    d.scale = 1.0f / sqrtf((float)d.hd);
+    int wg = graph_wants_grad(g, qkv, NULL, NULL);
+    int shape[3] = {d.B, d.T, d.D};
+    Tensor *y = graph_tensor(g, 3, shape, 0);
+    if (!y) return NULL;
+    if (wg) y->grad = arena_alloc(&g->arena, y->n * sizeof(float));
+    int n_slots = omp_get_max_threads();
+    size_t per = att_scratch_floats(&d);
+    AttSaved *sv = arena_alloc(&g->arena, sizeof *sv);
+    float *lse = arena_alloc(&g->arena, (size_t)d.B * d.H * d.T * sizeof(float));
+    float *scratch = arena_alloc(&g->arena, per * (size_t)n_slots * sizeof(float));
+    if (!sv || !lse || !scratch || (wg && !y->grad)) { graph_fail(g, "attention: %s", vcm_error()); return NULL; }
+    *sv = (AttSaved){lse, scratch, key_valid, n_slots};
+    int n_tasks = d.B * d.H;
+#pragma omp parallel num_threads(n_slots) if (n_slots > 1)
+    {
+        float *ws = scratch + per * (size_t)omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int t = 0; t < n_tasks; t++) att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, y->grad, lse, ws);
+    }
+    if (wg) {
+        Node *n = graph_push(g, "attention", att_node_backward, y);
+        if (!n) return NULL;
+        n->in[0] = qkv;
+        n->saved = sv;
+        n->iattr[0] = n_heads;
+        n->iattr[1] = d.causal;
+    }
+    return y;
+}

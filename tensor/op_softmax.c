@@ -1,0 +1,95 @@
+/* Softmax over the last dim: y = exp(x − max) / Σ exp(x − max) (max-shifted, so it
+ * never overflows). Backward: dx = y ⊙ (dy − Σ dy·y). One row per loop iteration,
+ * rows split over threads: each row is computed the same way on any thread count. */
+#include "tensor.h"
+#include "vecmath.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Below this many elements the OpenMP fork/join costs more than it saves. */
+#define SOFTMAX_PAR_MIN 32768
+
+static void softmax_row(float *y, const float *x, int C) {
+    int j = 0;
+    float mx = -INFINITY;
+    if (C >= VF_N) {
+        vf m = vf_load(x);
+        for (j = VF_N; j + VF_N <= C; j += VF_N) m = vf_max(m, vf_load(x + j));
+        mx = vf_hmax(m);
+    }
+    for (; j < C; j++) mx = x[j] > mx ? x[j] : mx;
+
+    vf vmx = vf_set1(mx), s = vf_zero();
+    for (j = 0; j + VF_N <= C; j += VF_N) {
+        vf e = vf_exp(vf_sub(vf_load(x + j), vmx));
+        vf_store(y + j, e);
+        s = vf_add(s, e);
+    }
+    float sum = vf_hsum(s);
+    for (; j < C; j++) {
+        y[j] = vm_expf(x[j] - mx);
+        sum += y[j];
+    }
+    float inv = 1.0f / sum;
+    vf vinv = vf_set1(inv);
+    for (j = 0; j + VF_N <= C; j += VF_N) vf_store(y + j, vf_mul(vf_load(y + j), vinv));
+    for (; j < C; j++) y[j] *= inv;
+}
+
+/* dy (may be NULL): the output's gradient buffer, zeroed here row by row — in parallel
+ * and while the row is being written anyway, instead of a serial memset by the graph. */
+static void softmax_forward(float *y, float *dy, const float *x, size_t rows, int C) {
+    long n = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
+    for (long r = 0; r < n; r++) {
+        softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
+        if (dy) memset(dy + (size_t)r * C, 0, (size_t)C * sizeof(float));
+    }
+}
+
+static void softmax_backward_row(float *dx, const float *dy, const float *y, int C) {
+    int j;
+    vf acc = vf_zero();
+    for (j = 0; j + VF_N <= C; j += VF_N) acc = vf_fma(vf_load(dy + j), vf_load(y + j), acc);
+    float dot = vf_hsum(acc);
+    for (; j < C; j++) dot += dy[j] * y[j];
+    vf vdot = vf_set1(dot);
+    for (j = 0; j + VF_N <= C; j += VF_N) {
+        vf d = vf_sub(vf_load(dy + j), vdot);
+        vf_store(dx + j, vf_fma(vf_load(y + j), d, vf_load(dx + j)));
+    }
+    for (; j < C; j++) dx[j] += y[j] * (dy[j] - dot);
+}
+
+static void softmax_backward(float *dx, const float *dy, const float *y, size_t rows, int C) {
+    long n = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
+    for (long r = 0; r < n; r++) {
+        size_t o = (size_t)r * C;
+        softmax_backward_row(dx + o, dy + o, y + o, C);
+    }
+}
+
+static void softmax_node_backward(Node *node) {
+    Tensor *x = node->in[0], *y = node->out;
+    if (x->grad) softmax_backward(x->grad, y->grad, y->data, tensor_rows(y), tensor_cols(y));
+}
+
+Tensor *op_softmax(Graph *g, Tensor *x) {
+    if (!x) return NULL;
+    int wg = graph_wants_grad(g, x, NULL, NULL);
+    Tensor *y = graph_tensor(g, x->ndim, x->shape, 0);
+    if (!y) return NULL;
+    if (wg && !(y->grad = arena_alloc(&g->arena, y->n * sizeof(float)))) {
+        graph_fail(g, "softmax: %s", vcm_error());
+        return NULL;
+    }
+    softmax_forward(y->data, y->grad, x->data, tensor_rows(x), tensor_cols(x));
+    if (wg) {
+        Node *n = graph_push(g, "softmax", softmax_node_backward, y);
+        if (!n) return NULL;
+        n->in[0] = x;
+    }
+    return y;
+}
