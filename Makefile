@@ -35,6 +35,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# .incbin'd files are not in the compiler's dependency lists
+$(BUILD)/distill/prompt_builtin.o: distill/prompt_v1.txt
+
 $(BUILD)/libvcm.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -43,7 +43,8 @@ static int check_record(const Record *r, const char *path, RegionMap *m, const c
     return VCM_OK;
 }
 
-int corpus_validate(const char *path, RegionMap *m, const char *images_root, int skip_bad, CorpusCheck *out) {
+int corpus_validate(const char *path, RegionMap *m, const char *images_root, int skip_bad, CorpusCheck *out,
+                    CorpusProgress progress, void *ctx) {
     memset(out, 0, sizeof *out);
     JsonlReader rd;
     int rc = jsonl_open(&rd, path);
@@ -57,6 +58,7 @@ int corpus_validate(const char *path, RegionMap *m, const char *images_root, int
         if (rc == VCM_EINPUT && strstr(vcm_error(), "line longer")) reason = BAD_LINE_TOO_LONG;
         else if (rc) break;
         out->records++;
+        if (progress && out->records % CORPUS_PROGRESS_EVERY == 0) progress(out->records, ctx);
         if (!rc && (rc = record_parse(&ln, REC_ANY, &r, &reason)) == VCM_OK) {
             out->by_kind[r.kind]++;
             if (check_record(&r, path, m, images_root, &out->images_checked, &reason)) {

@@ -169,7 +169,7 @@ static json_t *to_json(const char *path, Stats *s) {
     return o;
 }
 
-int corpus_stats(const char *path, int skip_bad, json_t **out) {
+int corpus_stats(const char *path, int skip_bad, json_t **out, CorpusProgress progress, void *ctx) {
     *out = NULL;
     Stats s;
     memset(&s, 0, sizeof s);
@@ -193,6 +193,8 @@ int corpus_stats(const char *path, int skip_bad, json_t **out) {
                 if (rc && skip_bad && strstr(vcm_error(), "line longer")) { s.bad++; rc = VCM_OK; continue; }
                 break;
             }
+            long seen = s.records + s.bad + 1;
+            if (progress && seen % CORPUS_PROGRESS_EVERY == 0) progress(seen, ctx);
             if ((rc = record_parse(&ln, REC_ANY, &r, NULL))) {
                 if (rc == VCM_EINPUT && skip_bad) { s.bad++; rc = VCM_OK; continue; }
                 break;

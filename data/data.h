@@ -75,9 +75,10 @@ void jsonl_close(JsonlReader *r);
 int jsonl_parse(const JsonlLine *ln, struct json_t **out);
 
 /* Random access by record (non-blank line) index. The index holds 16 bytes a record
- * (offset, length, line number) and, for gzip, zran-style access points: every `span`
- * uncompressed bytes, the deflate bit position and the 32 KiB window before it, so a
- * record is read by inflating at most `span` bytes. Never the parsed JSON. */
+ * (offset, length, line number) and, for gzip, zran-style access points: at the first
+ * deflate block boundary `span` uncompressed bytes after the previous one, the bit
+ * position and the 32 KiB window before it, so a record is read by inflating about
+ * `span` bytes at most. Never the parsed JSON. docs/DATA_FORMATS.md has the figures. */
 typedef struct JsonlIndex {
     char *path;
     long n;                /* records */
@@ -183,7 +184,8 @@ const RegionBox *region_entry_box(const RegionEntry *e, int id);  /* NULL if abs
 void regionmap_free(RegionMap *m);
 /* Open images_root/e->image: the size (image_info), every box inside it, and a full
  * decode (image_load). Memoised in e->checked. Marks what it finds (e->bad, box->bad
- * for boxes outside) and returns VCM_EINPUT with the first problem, else VCM_OK. */
+ * for boxes outside) and returns VCM_EINPUT with the first problem, else VCM_OK.
+ * Not thread-safe (it memoises into e); everything else here only reads the map. */
 int regionmap_check_image(RegionMap *m, RegionEntry *e, const char *images_root);
 /* A record against the mapping: its image has an entry, every id of region,
  * region_all and the mentions is in it, none of those boxes (nor the image) is marked
@@ -197,13 +199,16 @@ typedef struct CorpusCheck {
     long bad_by_reason[BAD_N];
     long images_checked;
 } CorpusCheck;
+/* Called every CORPUS_PROGRESS_EVERY lines read (may be NULL): long runs show progress. */
+#define CORPUS_PROGRESS_EVERY 65536
+typedef void (*CorpusProgress)(long lines, void *ctx);
 /* Every record of path: parse, types, regions in m, images (when images_root).
  * skip_bad 0: VCM_EINPUT at the first problem; 1: count and go on. */
 int corpus_validate(const char *path, RegionMap *m, const char *images_root, int skip_bad,
-                    CorpusCheck *out);
+                    CorpusCheck *out, CorpusProgress progress, void *ctx);
 /* One JSON object of statistics (records, images, sources, splits, words per field,
  * mentions, region ids histogram, prediction quantiles). Caller json_decref()s. */
-int corpus_stats(const char *path, int skip_bad, struct json_t **out);
+int corpus_stats(const char *path, int skip_bad, struct json_t **out, CorpusProgress progress, void *ctx);
 
 /* ---- region handling as the paper's loader (one training / evaluation example) */
 #define VCM_MAX_REGIONS 16
@@ -223,6 +228,8 @@ typedef struct Example {
  * EXAMPLE_TRAIN: half the time as in eval, half the time all the image's regions
  * shuffled. rng: a 64-bit state, advanced only in EXAMPLE_TRAIN mode. img_w/img_h:
  * the original image size; target_w/target_h: the size the image is resized to. */
+/* Errors (VCM_EINPUT, e.g. more than 16 referenced regions) carry no FILE:LINE
+ * prefix: the caller, who knows the file, adds it. */
 int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h,
                   int target_w, int target_h, uint64_t *rng, int mode, Example *out);
 void example_free(Example *ex);
@@ -354,8 +361,8 @@ int synth_render_image(uint64_t seed, long index, Image *im);
  * as a JSON word list into buf. Returns 0, or VCM_EINPUT for an unknown type/region. */
 int synth_answer_json(uint64_t seed, long index, const char *qtype, int region, int as_id,
                       char *buf, size_t cap);
-/* A grid of n sample images with their numbered boxes, at the native size and at
- * 64x64 shown enlarged, as one PNG. */
+/* A PNG with n sample images as the models see them (224x224 with the numbered boxes
+ * scaled alongside; 64x64 enlarged 3x) and a gallery of every category. */
 int synth_contact_sheet(const char *path, uint64_t seed, int n);
 
 #endif

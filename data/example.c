@@ -144,7 +144,7 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
     record_each_mention(r, add_mention, &ref);
     for (int i = 0; i < r->n_region; i++) add_id(&ref, r->region[i]);
     if (ref.overflow)
-        return vcm_fail(VCM_EINPUT, "line %ld: the record refers to more than %d regions", r->line, VCM_MAX_REGIONS);
+        return vcm_fail(VCM_EINPUT, "the record refers to more than %d regions", VCM_MAX_REGIONS);
 
     IdList use = ref;
     if (r->kind == REC_MC) /* an MC item shows the rest of its regions too */
@@ -182,8 +182,7 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
     for (int k = 0; k < use.n; k++) {
         const RegionBox *b = region_entry_box(e, use.id[k]);
         if (!b)
-            return vcm_fail(VCM_EINPUT, "line %ld: region id %d is not in the mapping of image \"%s\"", r->line,
-                            use.id[k], e->image);
+            return vcm_fail(VCM_EINPUT, "region id %d is not in the mapping of image \"%s\"", use.id[k], e->image);
         out->orig_id[k] = use.id[k];
         float in[4] = {b->x0, b->y0, b->x1, b->y1}, v[4];
         image_scale_box(sc, in, v);

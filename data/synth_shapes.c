@@ -204,14 +204,19 @@ static void candle(DrawCtx *c, const uint8_t *col, SRng *r) {
 
 static void kite(DrawCtx *c, const uint8_t *col, SRng *r) {
     (void)r;
+    uint8_t light[3];
+    for (int i = 0; i < 3; i++) light[i] = (uint8_t)((col[i] + 2 * 255) / 3);
     dc_line(c, 0.5f, 0.6f, 0.4f, 0.8f, 1.5f, DGREY);
     dc_line(c, 0.4f, 0.8f, 0.55f, 1.0f, 1.5f, DGREY);
-    dc_tri(c, 0.33f, 0.74f, 0.47f, 0.86f, 0.33f, 0.86f, RED);
-    dc_tri(c, 0.47f, 0.9f, 0.6f, 0.98f, 0.47f, 1.0f, RED);
-    float d[8] = {0.5f, 0.0f, 1.0f, 0.26f, 0.5f, 0.62f, 0.0f, 0.26f};
-    dc_poly(c, d, 4, col);
-    dc_line(c, 0.5f, 0.0f, 0.5f, 0.62f, 1.5f, contrast(col));
-    dc_line(c, 0.0f, 0.26f, 1.0f, 0.26f, 1.5f, contrast(col));
+    dc_tri(c, 0.33f, 0.74f, 0.47f, 0.86f, 0.33f, 0.86f, col);
+    dc_tri(c, 0.47f, 0.9f, 0.6f, 0.98f, 0.47f, 1.0f, col);
+    /* two-tone diamond: quarters in the colour and a pale tint, like a real kite */
+    dc_tri(c, 0.5f, 0.0f, 0.5f, 0.26f, 0.0f, 0.26f, col);
+    dc_tri(c, 0.5f, 0.0f, 1.0f, 0.26f, 0.5f, 0.26f, light);
+    dc_tri(c, 0.0f, 0.26f, 0.5f, 0.26f, 0.5f, 0.62f, light);
+    dc_tri(c, 0.5f, 0.26f, 1.0f, 0.26f, 0.5f, 0.62f, col);
+    dc_line(c, 0.5f, 0.0f, 0.5f, 0.62f, 2.0f, DBROWN);
+    dc_line(c, 0.0f, 0.26f, 1.0f, 0.26f, 2.0f, DBROWN);
 }
 
 static void balloon(DrawCtx *c, const uint8_t *col, SRng *r) {

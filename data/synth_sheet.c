@@ -1,6 +1,6 @@
-/* The contact sheet (docs/synth_contact_sheet.png): sample images with their numbered
- * boxes, each shown at the native 256x192 and, beside it, shrunk to 64x64 as the nano
- * model sees it and enlarged back (nearest neighbour) so a reader can judge whether the
+/* The contact sheet (docs/synth_contact_sheet.png): sample images as the models see
+ * them: resized to 224x224 (small/base) with the numbered boxes scaled alongside, and
+ * to 64x64 (nano), enlarged 3x with nearest neighbour so a reader can judge whether the
  * categories stay distinguishable. Below the samples, a gallery: every category once,
  * at its typical size on a plain tile, native and as the nano model sees it, named. */
 #include "data/synth_internal.h"
@@ -16,6 +16,7 @@
 #include <stb/stb_easy_font.h>
 #pragma GCC diagnostic pop
 
+#define MID 224         /* the small/base model's input */
 #define SMALL 64
 #define ZOOM 3          /* the 64x64 version is shown at 192x192 */
 #define GAP 6
@@ -29,7 +30,7 @@ static void blit(uint8_t *dst, int dw, int x0, int y0, const uint8_t *src, int s
 
 /* Text with stb_easy_font's segment glyphs, each font pixel a scale x scale block. */
 static void text(Image *im, int x0, int y0, const char *s, int scale) {
-    static float q[4 * 4 * 600];
+    float q[4 * 4 * 300];
     char buf[64];
     snprintf(buf, sizeof buf, "%s", s);
     int nq = stb_easy_font_print(0, 0, buf, NULL, q, (int)sizeof q);
@@ -62,7 +63,8 @@ static int gallery(Image *sheet, int y0) {
         while (!(C->palette & CB(col))) col++;
         DrawCtx dc = {tile, TILE_W, TILE_H, (TILE_W - w) * 0.5f, (TILE_H - h) * 0.5f, w, h, 0};
         SRng r = {(uint64_t)c};
-        synth_shape(C->name)(&dc, synth_colors[col].rgb, &r);
+        SynthDrawFn fn = synth_shape(C->name);
+        if (fn) fn(&dc, synth_colors[col].rgb, &r);
         Image src = {TILE_W, TILE_H, tile}, small = {0, 0, NULL};
         rc = image_resize(&src, 32, 32, &small);
         if (rc) break;
@@ -77,8 +79,8 @@ static int gallery(Image *sheet, int y0) {
 }
 
 int synth_contact_sheet(const char *path, uint64_t seed, int n) {
-    int cols = 2;                                /* two (native, 64x64) pairs per row */
-    int cell_w = SYNTH_W + GAP + SMALL * ZOOM + 2 * GAP, cell_h = SYNTH_H + GAP;
+    int cols = 3;                                /* three (224x224, 64x64) pairs per row */
+    int cell_w = MID + GAP + SMALL * ZOOM + 2 * GAP, cell_h = MID + GAP;
     int rows = (n + cols - 1) / cols;
     int gal_w = GCOLS * (TILE_W + 32 * TILE_ZOOM + 3 * GAP) + GAP;
     int gal_h = ((synth_n_categories + GCOLS - 1) / GCOLS) * (TILE_H + 22) + GAP;
@@ -90,29 +92,28 @@ int synth_contact_sheet(const char *path, uint64_t seed, int n) {
     for (int i = 0; i < n && !rc; i++) {
         SynthScene s;
         synth_scene_make(seed, i, &s);
-        Image im = {SYNTH_W, SYNTH_H, malloc((size_t)SYNTH_W * SYNTH_H * 3)}, small = {0, 0, NULL};
+        Image im = {SYNTH_W, SYNTH_H, malloc((size_t)SYNTH_W * SYNTH_H * 3)}, small = {0, 0, NULL}, mid = {0, 0, NULL};
         if (!im.rgb) { rc = vcm_fail(VCM_ERR, "synth: out of memory"); break; }
         synth_render(seed, &s, im.rgb);
         rc = image_resize(&im, SMALL, SMALL, &small);
+        if (!rc) rc = image_resize(&im, MID, MID, &mid);
         if (!rc) {
-            DrawBox boxes[SYNTH_MAX_OBJ], sb[SYNTH_MAX_OBJ];
-            ImageScale sc = image_scale(SYNTH_W, SYNTH_H, SMALL, SMALL);
+            /* the boxes go through the same scaling as the pixels (DESIGN.md §4) */
+            DrawBox boxes[SYNTH_MAX_OBJ];
+            ImageScale sc = image_scale(SYNTH_W, SYNTH_H, MID, MID);
             for (int k = 0; k < s.n; k++) {
                 const SynthObject *o = &s.obj[k];
-                boxes[k] = (DrawBox){o->x0, o->y0, o->x1, o->y1, k};
                 float in[4] = {o->x0, o->y0, o->x1, o->y1}, out[4];
                 image_scale_box(sc, in, out);
-                sb[k] = (DrawBox){out[0], out[1], out[2], out[3], k};
+                boxes[k] = (DrawBox){out[0], out[1], out[2], out[3], k};
             }
-            /* boxes on the native image; the 64x64 one is left bare except thin outlines,
-             * drawn after enlarging, so the reader sees what the model sees */
-            draw_boxes(&im, boxes, s.n, 1);
+            draw_boxes(&mid, boxes, s.n, 1);
             int x0 = GAP + (i % cols) * cell_w, y0 = GAP + (i / cols) * cell_h;
-            blit(sheet.rgb, sheet.w, x0, y0, im.rgb, SYNTH_W, SYNTH_H, 1);
-            blit(sheet.rgb, sheet.w, x0 + SYNTH_W + GAP, y0, small.rgb, SMALL, SMALL, ZOOM);
-            (void)sb;
+            blit(sheet.rgb, sheet.w, x0, y0, mid.rgb, MID, MID, 1);
+            blit(sheet.rgb, sheet.w, x0 + MID + GAP, y0 + (MID - SMALL * ZOOM) / 2, small.rgb, SMALL, SMALL, ZOOM);
         }
         image_free(&small);
+        image_free(&mid);
         free(im.rgb);
     }
     if (!rc) rc = gallery(&sheet, rows * cell_h + GAP);

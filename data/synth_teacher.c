@@ -260,10 +260,15 @@ static int fault_wrong_region(const SynthScene *s, const RegionView *v, SynthRec
     return -1;
 }
 
+/* A colour the region does not have; one its category can have when there is one, so
+ * that the text alone ("a purple tree") does not give the fault away. */
 static int fault_invented_attribute(const RegionView *v, SynthRecord *rec, SRng *r) {
     int k = rec->regs[srng_int(r, rec->nregs)];
     const char *col = synth_colors[v[k].color].name;
-    int wrong = (v[k].color + 1 + srng_int(r, N_COLORS - 1)) % N_COLORS;
+    int alt[N_COLORS], na = 0;
+    for (int c = 0; c < N_COLORS; c++)
+        if (c != v[k].color && (synth_categories[v[k].cat].palette & CB(c))) alt[na++] = c;
+    int wrong = na ? alt[srng_int(r, na)] : (v[k].color + 1 + srng_int(r, N_COLORS - 1)) % N_COLORS;
     SynthRecord before = *rec;
     ss_replace_word(&rec->a, col, synth_colors[wrong].name);
     ss_replace_word(&rec->r, col, synth_colors[wrong].name);

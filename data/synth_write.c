@@ -235,7 +235,7 @@ int synth_generate(const SynthOptions *o, SynthStats *st) {
     memset(&w, 0, sizeof w);
     for (int i = 0; i < N_OUT; i++) {
         snprintf(w.path[i], sizeof w.path[i], "%s/%s", o->out_dir, out_names[i]);
-        snprintf(w.tmp[i], sizeof w.tmp[i], "%s.tmp", w.path[i]);
+        snprintf(w.tmp[i], sizeof w.tmp[i], "%s/%s.tmp", o->out_dir, out_names[i]);
         w.f[i] = fopen(w.tmp[i], "wb");
         if (!w.f[i]) {
             rc = vcm_fail(VCM_ERR, "%s: %s", w.tmp[i], strerror(errno));

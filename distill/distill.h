@@ -87,10 +87,11 @@ const char *distill_drop_name(int reason);
  * so indexes are unique and do not depend on completion order or on resuming. */
 #define DISTILL_MAX_PER_IMAGE 100
 
-/* The JSON text inside an LLM's reply: the whole content, else each ``` fenced block,
- * else each balanced [...] / {...} in the prose, first that parses as a list or
- * object. Repairs trailing commas, raw newlines inside strings and a list cut short
- * (kept up to its last complete element). On success *out is a new reference;
+/* The JSON text inside an LLM's reply (after a "</think>" if there is one): the whole
+ * content, else each ``` fenced block, else each balanced {...} or [{... / [[... /
+ * ["... in the prose, first that parses as a list holding an object, or an object.
+ * Repairs trailing commas, raw newlines inside strings and a list cut short (kept up
+ * to its last complete element). On success *out is a new reference;
  * otherwise returns the reply-level drop reason (DISTILL_DROP_NO_JSON, _BAD_JSON,
  * _NOT_A_LIST) and *out is NULL. Returns -1 on success. */
 int distill_extract_json(const char *content, json_t **out);

@@ -18,7 +18,8 @@ const char *distill_drop_name(int reason) {
     return reason >= 0 && reason < DISTILL_N_DROPS ? drop_names[reason] : "?";
 }
 
-#define MAX_STARTS 256   /* '[' / '{' positions tried in prose, bounds the work */
+#define MAX_STARTS 256            /* '[' / '{' positions tried in prose ... */
+#define MAX_SCAN ((size_t)64 << 20)  /* ... and bytes scanned in all: a pathological reply stays cheap */
 
 /* The span [s, *end) of the balanced value opening at s (string-aware). When the text
  * ends first, *end is the text's end and 0 is returned. */
@@ -91,9 +92,6 @@ static int acceptable(const json_t *v) {
     return 0;
 }
 
-/* Try the text [s, e) as a whole, then each value opening at a '[' or '{' in it.
- * Returns 1 (accepted, *out set), 0 (nothing). *parsed_any / *saw_open record what
- * was seen, for the drop reason. */
 /* Could a value open here? '{', or '[' followed by '{', '[' or '"': so that the
  * mentions in prose ("[0] is a dog") are not taken for JSON. */
 static int opens_structure(const char *q, const char *e) {
@@ -103,7 +101,11 @@ static int opens_structure(const char *q, const char *e) {
     return q < e && (*q == '{' || *q == '[' || *q == '"');
 }
 
-static int try_span(const char *s, const char *e, json_t **out, int *parsed_any, int *saw_open) {
+/* Each value opening in [s, e), in order, until one parses as a list holding an object
+ * or as an object. Returns 1 (*out set), 0 (none), -1 (out of memory). *parsed_any /
+ * *saw_open record what was seen, for the drop reason; *scan_left bounds the work. */
+static int try_span(const char *s, const char *e, json_t **out, int *parsed_any, int *saw_open,
+                    size_t *scan_left) {
     int starts = 0;
     for (const char *q = s; q < e && starts < MAX_STARTS; q++) {
         if (!opens_structure(q, e)) continue;
@@ -111,6 +113,9 @@ static int try_span(const char *s, const char *e, json_t **out, int *parsed_any,
         starts++;
         const char *end;
         int complete = balanced_end(q, e, &end);
+        size_t cost = 2 * (size_t)(end - q);   /* the scan, then the repair and the parse */
+        if (cost > *scan_left) return 0;
+        *scan_left -= cost;
         size_t len;
         char *r = repair(q, end, complete, &len);
         if (!r) return -1;
@@ -132,6 +137,7 @@ int distill_extract_json(const char *content, json_t **out) {
     for (const char *t; (t = strstr(content, "</think>"));) content = t + 8;
     const char *end = content + strlen(content);
     int parsed_any = 0, saw_open = 0;
+    size_t scan_left = MAX_SCAN;
     /* 1. the whole content is JSON (maybe a scalar: that is "not a list") */
     {
         const char *a = content, *b = end;
@@ -153,13 +159,13 @@ int distill_extract_json(const char *content, json_t **out) {
         const char *close = strstr(body, "```");
         if (nl && (!close || nl < close)) body = nl + 1;
         const char *bend = close ? close : end;
-        int r = try_span(body, bend, out, &parsed_any, &saw_open);
+        int r = try_span(body, bend, out, &parsed_any, &saw_open, &scan_left);
         if (r < 0) return DISTILL_DROP_BAD_JSON;   /* out of memory: count it as unusable */
         if (r) return -1;
         f = close ? strstr(close + 3, "```") : NULL;
     }
     /* 3. anywhere in the prose */
-    int r = try_span(content, end, out, &parsed_any, &saw_open);
+    int r = try_span(content, end, out, &parsed_any, &saw_open, &scan_left);
     if (r > 0) return -1;
     if (parsed_any) return DISTILL_DROP_NOT_A_LIST;
     return saw_open ? DISTILL_DROP_BAD_JSON : DISTILL_DROP_NO_JSON;

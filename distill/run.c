@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_RESPONSE (16u << 20)   /* bytes of one response body */
@@ -64,6 +65,7 @@ typedef struct Run {
     int no_more;         /* budget spent or fatal: start nothing new */
     int budget_spent;
     int any_response;    /* some request got an HTTP answer */
+    char fatal_msg[512]; /* why the run stopped early (st->fatal) */
     double t0, last_log;
 } Run;
 
@@ -127,6 +129,7 @@ static int start_request(Run *R, Slot *s) {
     CURL *h = s->h;
     curl_easy_reset(h);
     s->resp_n = 0;
+    if (s->resp) s->resp[0] = 0;
     s->overflow = 0;
     s->err[0] = 0;
     long tmo = (long)(o->timeout * 1000 + 0.5);
@@ -246,7 +249,7 @@ static int handle_done(Run *R, Slot *s, CURLcode res, int stop) {
         return rc;
     }
     if (res == CURLE_OK) {
-        if (code == 429 || code >= 500) {
+        if (code == 429 || code == 408 || code >= 500) {
             retryable = 1;
             if (code == 429) st->http_429++; else st->http_5xx++;
             snprintf(why, sizeof why, "HTTP %ld", code);
@@ -258,7 +261,7 @@ static int handle_done(Run *R, Slot *s, CURLcode res, int stop) {
                 /* every other request would get the same: stop */
                 st->fatal = 1;
                 R->no_more = 1;
-                vcm_fail(VCM_ERR, "HTTP %ld from %s%s", code, R->url,
+                snprintf(R->fatal_msg, sizeof R->fatal_msg, "HTTP %ld from %s%s", code, R->url,
                          code == 404 ? " (is the endpoint right? see docs/DISTILL.md)"
                                      : " (is VCM_API_KEY set and valid?)");
             }
@@ -287,8 +290,9 @@ static int handle_done(Run *R, Slot *s, CURLcode res, int stop) {
         R->no_more = 1;
         st->failures[DISTILL_FAIL_GAVE_UP]++;
         st->failed++;
+        snprintf(R->fatal_msg, sizeof R->fatal_msg, "%s: %s", R->url, s->err[0] ? s->err : curl_easy_strerror(res));
         release(s);
-        return vcm_fail(VCM_ERR, "%s: %s", R->url, s->err[0] ? s->err : curl_easy_strerror(res));
+        return VCM_OK;
     }
     if (s->attempt > R->o->retries) {
         logf_(R, "%s: giving up after %d requests: %s", img, s->attempt, why);
@@ -299,7 +303,7 @@ static int handle_done(Run *R, Slot *s, CURLcode res, int stop) {
             /* never reached the server at all: every other image would fail the same way */
             st->fatal = 1;
             R->no_more = 1;
-            vcm_fail(VCM_ERR, "cannot reach %s: %s", R->url, why);
+            snprintf(R->fatal_msg, sizeof R->fatal_msg, "cannot reach %s: %s", R->url, why);
         }
         return VCM_OK;
     }
@@ -374,6 +378,10 @@ int distill_run(const RegionMap *map, const DistillPrompt *prompt, const char *o
     int rc = VCM_OK;
     if (!o->endpoint || !o->model) { free(slots); return vcm_fail(VCM_EINPUT, "distill: endpoint and model are required"); }
     if (!slots) return vcm_fail(VCM_ERR, "out of memory");
+    if (strncasecmp(o->endpoint, "http://", 7) && strncasecmp(o->endpoint, "https://", 8)) {
+        free(slots);
+        return vcm_fail(VCM_EINPUT, "endpoint \"%s\": wants an http:// or https:// URL", o->endpoint);
+    }
     if (o->source) R.source = o->source;
     else {
         size_t n = strlen(prompt->version) + 16;
@@ -484,7 +492,7 @@ int distill_run(const RegionMap *map, const DistillPrompt *prompt, const char *o
         st->budget_exhausted = 1;
         logf_(&R, "the budget of %ld requests is spent: %ld images left for a re-run", o->max_requests, st->pending);
     }
-    if (rc == VCM_OK && st->fatal) rc = VCM_ERR;
+    if (rc == VCM_OK && st->fatal) rc = vcm_fail(VCM_ERR, "%s", R.fatal_msg);
     if (st->requests) progress(&R, 1);
 done_curl:
     for (int i = 0; i < parallel; i++) {

@@ -98,4 +98,66 @@ Tensor *student_logits(Graph *g, Student *m, const Batch *b);
 int student_save(const char *path, const Student *m, const TrainState *st);
 int student_load(const char *path, Student *m, TrainState *st);
 
+/* ================================================================ inference
+ * (model/infer.c, model/infer_score.c) — owner: inference. docs/INFERENCE.md
+ *
+ * Generation with a KV cache: infer_prefill runs the decoder once over the prefix
+ * (patch features, region tokens, prompt tokens — exactly the layers of the full
+ * forward) and keeps every layer's keys and values; infer_step then feeds one token at
+ * a time (text position t has position id student_text_pos0 + t) with matrix-vector
+ * products and attention over the cache. Everything a step needs is allocated by
+ * infer_init, so decoding does no malloc. */
+#include "lm/lm.h"
+
+typedef struct Infer {
+    Student *m;
+    int cap;              /* positions the cache holds: model_max_seq */
+    int len;              /* positions held: prefix + text_len */
+    int prefix;           /* patch + region-token positions */
+    int text_len;         /* text tokens fed so far (the first is <bos>) */
+    int prompt_len;       /* text tokens of the last prefill (infer_rewind goes back there) */
+    float *k, *v;         /* [layers][cap][dec_d] */
+    uint8_t *valid;       /* [cap]: 0 = a padding region slot, never attended */
+    float *x, *h, *qkv, *att, *hid, *scores;   /* one position's activations */
+    float *logits;        /* [vocab]: predicts the token after the last one fed */
+    float *prompt_logits; /* [vocab]: logits right after the prefill */
+    float *work;          /* [vocab]: scratch of infer_generate */
+    Graph g;              /* the prefill's arena (no tape) */
+} Infer;
+
+int infer_init(Infer *in, Student *m);
+void infer_free(Infer *in);
+/* One sample (b->B == 1): image, regions and the prompt tokens b->tokens[0..T), <bos>
+ * first; b->targets is not read. Fills the cache; in->logits predicts token T. */
+int infer_prefill(Infer *in, const Batch *b);
+/* Feed the token at text position in->text_len; in->logits then predicts the next.
+ * VCM_EINPUT past max_text text tokens or for an id outside the vocabulary. */
+int infer_step(Infer *in, int32_t token);
+/* Back to the state right after the last prefill (to draw another sample). */
+void infer_rewind(Infer *in);
+
+typedef struct GenParams {
+    SampleParams sample;  /* temperature <= 0: greedy */
+    int max_tokens;       /* new tokens at most; it also stops at <eos> and at max_text */
+    int vocab_limit;      /* ids >= this are never drawn (a tokenizer smaller than the
+                             model's vocabulary); <= 0: the model's vocabulary */
+    int n_regions;        /* mentions [k], k >= n_regions, are never drawn; < 0: any */
+} GenParams;
+/* Sample after the prefill (or after earlier steps): up to p->max_tokens ids into out
+ * (cap entries), <eos> included when drawn. <pad> and <bos> are never drawn.
+ * *logprob: Σ log p(id) under the model's own distribution (temperature 1, nothing
+ * masked), so it measures the text, not the sampler. rng: the caller's seeded state. */
+int infer_generate(Infer *in, const GenParams *p, uint64_t *rng, int32_t *out, int cap, int *n_out,
+                   double *logprob);
+
+/* Sequence scoring through the cache: Σ log p(ids[i] | everything before) for the n
+ * tokens of a continuation, from the current state (after infer_prefill or
+ * infer_rewind); each token but the last is fed. Mean = *sum / n. */
+int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum);
+
+/* Teacher-forced scoring (model/infer_score.c): lp[i·T + t] = log p(targets[i, t] |
+ * image, regions, tokens[i, 0..t]) in double for every target >= 0, and 0 where the
+ * target is -1. g: a graph with grad_enabled = 0 (its arena is used, not reset). */
+int student_target_logprobs(Graph *g, Student *m, const Batch *b, double *lp);
+
 #endif

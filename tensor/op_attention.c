@@ -24,6 +24,8 @@
 #include <string.h>
 
 #define ATT_QB 16 /* queries per block: S and dP blocks stay in L1/L2 */
+/* Below this many multiply-adds (B·H·T²·hd) one thread is faster than a fork/join. */
+#define ATT_PAR_MIN 200000.0
 
 typedef struct {
     int B, T, D, H, hd, hdp, Tp, causal;
@@ -33,40 +35,44 @@ typedef struct {
 /* What backward needs, in the arena (node->saved). */
 typedef struct {
     float *lse;          /* [B·H·T] */
-    float *scratch;      /* n_slots × att_scratch_floats() */
+    float *scratch;      /* n_slots × att_scratch_floats(d, 1) */
     const uint8_t *key_valid;
     int n_slots;
 } AttSaved;
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-static size_t att_scratch_floats(const AttDims *d) {
-    size_t Tp = (size_t)d->Tp, hdp = (size_t)d->hdp, QB = ATT_QB;
-    /* Ks, dKs, dVs [Tp][hdp]; Kt, Vt [hdp][Tp]; Qb, dOb, dQb [QB][hdp]; S, dP [QB][Tp];
-     * PT [Tp][QB]; bias [Tp]; Δ and 1/l [QB]. The forward uses a subset. */
-    size_t n = 5 * Tp * hdp + 3 * QB * hdp + 3 * QB * Tp + Tp + 2 * QB;
+/* Floats of one thread's scratch: the backward layout, or the forward's subset. */
+static size_t att_scratch_floats(const AttDims *d, int backward) {
+    size_t Tp = (size_t)d->Tp, hdp = (size_t)d->hdp, QB = ATT_QB, n;
+    if (backward) /* Ks, dKs, dVs [Tp][hdp]; Kt, Vt [hdp][Tp]; Qb, dOb, dQb [QB][hdp];
+                   * P, dP [QB][Tp]; bias [Tp]; Δ [QB] */
+        n = 5 * Tp * hdp + 3 * QB * hdp + 2 * QB * Tp + Tp + QB;
+    else /* Kt [hdp][Tp]; Vs [Tp][hdp]; S [QB][Tp]; Qb, Ob [QB][hdp]; bias [Tp]; 1/l [QB] */
+        n = 2 * Tp * hdp + QB * Tp + 2 * QB * hdp + Tp + QB;
     return (n + 15) / 16 * 16; /* keeps every slot 64-byte aligned */
 }
 
-/* C (+)= A·B with A [M][K] (row stride lda), B [K][N] (ldb), C [M][N] (ldc);
- * N is a multiple of VF_N. Register tile: 4 rows × 2 vectors. */
-static void att_mm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
-                   int accumulate) {
+/* C (+)= A·B with element (i, k) of A at A[i·sai + k·sak] (so A or Aᵀ, with no
+ * transpose copy), B [K][N] (row stride ldb), C [M][N] (ldc); N a multiple of VF_N.
+ * Register tile: 4 rows × 2 vectors. */
+static void att_mm(int M, int N, int K, const float *A, size_t sai, size_t sak, const float *B, int ldb, float *C,
+                   int ldc, int accumulate) {
     int i = 0;
     for (; i + 4 <= M; i += 4) {
-        const float *a0 = A + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        const float *a0 = A + (size_t)i * sai, *a1 = a0 + sai, *a2 = a1 + sai, *a3 = a2 + sai;
         float *c0 = C + (size_t)i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
         int j = 0;
         for (; j + 2 * VF_N <= N; j += 2 * VF_N) {
             vf r00 = vf_zero(), r01 = vf_zero(), r10 = vf_zero(), r11 = vf_zero();
             vf r20 = vf_zero(), r21 = vf_zero(), r30 = vf_zero(), r31 = vf_zero();
             const float *b = B + j;
-            for (int k = 0; k < K; k++, b += ldb) {
+            for (size_t k = 0, ka = 0; k < (size_t)K; k++, ka += sak, b += ldb) {
                 vf b0 = vf_load(b), b1 = vf_load(b + VF_N), x;
-                x = vf_set1(a0[k]); r00 = vf_fma(x, b0, r00); r01 = vf_fma(x, b1, r01);
-                x = vf_set1(a1[k]); r10 = vf_fma(x, b0, r10); r11 = vf_fma(x, b1, r11);
-                x = vf_set1(a2[k]); r20 = vf_fma(x, b0, r20); r21 = vf_fma(x, b1, r21);
-                x = vf_set1(a3[k]); r30 = vf_fma(x, b0, r30); r31 = vf_fma(x, b1, r31);
+                x = vf_set1(a0[ka]); r00 = vf_fma(x, b0, r00); r01 = vf_fma(x, b1, r01);
+                x = vf_set1(a1[ka]); r10 = vf_fma(x, b0, r10); r11 = vf_fma(x, b1, r11);
+                x = vf_set1(a2[ka]); r20 = vf_fma(x, b0, r20); r21 = vf_fma(x, b1, r21);
+                x = vf_set1(a3[ka]); r30 = vf_fma(x, b0, r30); r31 = vf_fma(x, b1, r31);
             }
             if (accumulate) {
                 r00 = vf_add(r00, vf_load(c0 + j)); r01 = vf_add(r01, vf_load(c0 + j + VF_N));
@@ -82,12 +88,12 @@ static void att_mm(int M, int N, int K, const float *A, int lda, const float *B,
         for (; j < N; j += VF_N) {
             vf r0 = vf_zero(), r1 = vf_zero(), r2 = vf_zero(), r3 = vf_zero();
             const float *b = B + j;
-            for (int k = 0; k < K; k++, b += ldb) {
+            for (size_t k = 0, ka = 0; k < (size_t)K; k++, ka += sak, b += ldb) {
                 vf b0 = vf_load(b);
-                r0 = vf_fma(vf_set1(a0[k]), b0, r0);
-                r1 = vf_fma(vf_set1(a1[k]), b0, r1);
-                r2 = vf_fma(vf_set1(a2[k]), b0, r2);
-                r3 = vf_fma(vf_set1(a3[k]), b0, r3);
+                r0 = vf_fma(vf_set1(a0[ka]), b0, r0);
+                r1 = vf_fma(vf_set1(a1[ka]), b0, r1);
+                r2 = vf_fma(vf_set1(a2[ka]), b0, r2);
+                r3 = vf_fma(vf_set1(a3[ka]), b0, r3);
             }
             if (accumulate) {
                 r0 = vf_add(r0, vf_load(c0 + j)); r1 = vf_add(r1, vf_load(c1 + j));
@@ -97,12 +103,12 @@ static void att_mm(int M, int N, int K, const float *A, int lda, const float *B,
         }
     }
     for (; i < M; i++) {
-        const float *a = A + (size_t)i * lda;
+        const float *a = A + (size_t)i * sai;
         float *c = C + (size_t)i * ldc;
         for (int j = 0; j < N; j += VF_N) {
             vf r = vf_zero();
             const float *b = B + j;
-            for (int k = 0; k < K; k++, b += ldb) r = vf_fma(vf_set1(a[k]), vf_load(b), r);
+            for (size_t k = 0, ka = 0; k < (size_t)K; k++, ka += sak, b += ldb) r = vf_fma(vf_set1(a[ka]), vf_load(b), r);
             if (accumulate) r = vf_add(r, vf_load(c + j));
             vf_store(c + j, r);
         }
@@ -143,6 +149,22 @@ static void att_gather_rows(float *dst, const float *src, size_t ld, int mr, int
     }
 }
 
+/* max over j < n of s[j] + bias[j] (−inf when n = 0 or all masked). */
+static float att_max_row(const float *s, const float *bias, int n) {
+    int j = 0;
+    float mx = -INFINITY;
+    if (n >= VF_N) {
+        vf m = vf_add(vf_load(s), vf_load(bias));
+        for (j = VF_N; j + VF_N <= n; j += VF_N) m = vf_max(m, vf_add(vf_load(s + j), vf_load(bias + j)));
+        mx = vf_hmax(m);
+    }
+    for (; j < n; j++) {
+        float v = s[j] + bias[j];
+        mx = v > mx ? v : mx;
+    }
+    return mx;
+}
+
 /* In place: s[j] ← exp(s[j] + bias[j] − shift) for j < n. Returns Σ. */
 static float att_exp_row(float *s, const float *bias, int n, float shift) {
     vf vs = vf_set1(shift), acc = vf_zero();
@@ -170,22 +192,18 @@ static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, c
     float *Qb = S + (size_t)ATT_QB * Tp, *Ob = Qb + (size_t)ATT_QB * hdp, *bias = Ob + (size_t)ATT_QB * hdp;
     float *rinv = bias + Tp;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
-    if (dout && h == 0) memset(dout + (size_t)b * T * D, 0, (size_t)T * D * sizeof(float));
+    if (dout && h == 0) vm_zero_stream(dout + (size_t)b * T * D, (size_t)T * D);
     att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, NULL, NULL, Vs, bias);
     for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
     for (int i0 = 0; i0 < T; i0 += ATT_QB) {
         int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
         int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
         att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
-        att_mm(mr, nkp, hdp, Qb, hdp, Kt, Tp, S, Tp, 0);
+        att_mm(mr, nkp, hdp, Qb, hdp, 1, Kt, Tp, S, Tp, 0);
         for (int r = 0; r < mr; r++) {
             int i = i0 + r, lim = d->causal ? i + 1 : T;
             float *sr = S + (size_t)r * Tp;
-            float mx = -INFINITY;
-            for (int j = 0; j < lim; j++) {
-                float v = sr[j] + bias[j];
-                mx = v > mx ? v : mx;
-            }
+            float mx = att_max_row(sr, bias, lim);
             float *lrow = lse + (size_t)(b * d->H + h) * T;
             if (mx == -INFINITY) { /* no key allowed: output zeros */
                 memset(sr, 0, (size_t)nk * sizeof(float));
@@ -198,17 +216,12 @@ static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, c
             rinv[r] = 1.0f / sum;
             lrow[i] = mx + logf(sum);
         }
-        att_mm(mr, hdp, nk, S, Tp, Vs, hdp, Ob, hdp, 0);
+        att_mm(mr, hdp, nk, S, Tp, 1, Vs, hdp, Ob, hdp, 0);
         for (int r = 0; r < mr; r++) {
             float *o = out + ((size_t)b * T + i0 + r) * D + (size_t)h * hd;
             for (int c = 0; c < hd; c++) o[c] = Ob[(size_t)r * hdp + c] * rinv[r];
         }
     }
-}
-
-static void att_transpose(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
 
 static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
@@ -217,8 +230,8 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
     size_t ld = 3 * (size_t)D, tp_hdp = (size_t)Tp * hdp;
     float *Ks = ws, *dKs = Ks + tp_hdp, *dVs = dKs + tp_hdp, *Kt = dVs + tp_hdp, *Vt = Kt + tp_hdp;
     float *Qb = Vt + tp_hdp, *dOb = Qb + (size_t)ATT_QB * hdp, *dQb = dOb + (size_t)ATT_QB * hdp;
-    float *P = dQb + (size_t)ATT_QB * hdp, *dP = P + (size_t)ATT_QB * Tp, *PT = dP + (size_t)ATT_QB * Tp;
-    float *bias = PT + (size_t)Tp * ATT_QB, *delta = bias + Tp;
+    float *P = dQb + (size_t)ATT_QB * hdp, *dP = P + (size_t)ATT_QB * Tp;
+    float *bias = dP + (size_t)ATT_QB * Tp, *delta = bias + Tp;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
     const float *lrow = lse + (size_t)(b * d->H + h) * T;
     att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, Ks, Vt, NULL, bias);
@@ -236,8 +249,8 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
             for (int c = 0; c < hd; c++) s += dorow[(size_t)r * D + c] * orow[(size_t)r * D + c];
             delta[r] = s;
         }
-        att_mm(mr, nkp, hdp, Qb, hdp, Kt, Tp, P, Tp, 0);
-        att_mm(mr, nkp, hdp, dOb, hdp, Vt, Tp, dP, Tp, 0);
+        att_mm(mr, nkp, hdp, Qb, hdp, 1, Kt, Tp, P, Tp, 0);
+        att_mm(mr, nkp, hdp, dOb, hdp, 1, Vt, Tp, dP, Tp, 0);
         for (int r = 0; r < mr; r++) {
             int i = i0 + r, lim = d->causal ? i + 1 : T;
             float *pr = P + (size_t)r * Tp, *dr = dP + (size_t)r * Tp;
@@ -249,17 +262,15 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
                 vf_store(dr + j, vf_mul(vf_load(pr + j), vf_sub(vf_load(dr + j), dl)));
         }
         /* dV[0..nk) += Pᵀ·dO_blk */
-        att_transpose(PT, ATT_QB, P, Tp, mr, nk);
-        att_mm(nk, hdp, mr, PT, ATT_QB, dOb, hdp, dVs, hdp, 1);
+        att_mm(nk, hdp, mr, P, 1, (size_t)Tp, dOb, hdp, dVs, hdp, 1);
         /* dQ_blk = dS·K (scaled when written) */
-        att_mm(mr, hdp, nk, dP, Tp, Ks, hdp, dQb, hdp, 0);
+        att_mm(mr, hdp, nk, dP, Tp, 1, Ks, hdp, dQb, hdp, 0);
         for (int r = 0; r < mr; r++) {
             float *dq = dqkv + ((size_t)b * T + i0 + r) * ld + (size_t)h * hd;
             for (int c = 0; c < hd; c++) dq[c] += d->scale * dQb[(size_t)r * hdp + c];
         }
         /* dK[0..nk) += dSᵀ·(scale·Q_blk) */
-        att_transpose(PT, ATT_QB, dP, Tp, mr, nk);
-        att_mm(nk, hdp, mr, PT, ATT_QB, Qb, hdp, dKs, hdp, 1);
+        att_mm(nk, hdp, mr, dP, 1, (size_t)Tp, Qb, hdp, dKs, hdp, 1);
     }
     for (int j = 0; j < T; j++) {
         float *dk = dqkv + ((size_t)b * T + j) * ld + D + (size_t)h * hd, *dv = dk + D;
@@ -279,9 +290,10 @@ static void att_node_backward(Node *node) {
     d.hdp = round_up(d.hd, VF_N);
     d.Tp = round_up(d.T, VF_N);
     d.scale = 1.0f / sqrtf((float)d.hd);
-    size_t per = att_scratch_floats(&d);
+    size_t per = att_scratch_floats(&d, 1);
     int n_tasks = d.B * d.H;
-#pragma omp parallel num_threads(sv->n_slots) if (sv->n_slots > 1)
+    int par = sv->n_slots > 1 && (double)n_tasks * d.T * d.T * d.hd >= ATT_PAR_MIN;
+#pragma omp parallel num_threads(sv->n_slots) if (par)
     {
         float *ws = sv->scratch + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
@@ -310,18 +322,21 @@ Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8
     if (!y) return NULL;
     if (wg) y->grad = arena_alloc(&g->arena, y->n * sizeof(float));
     int n_slots = omp_get_max_threads();
-    size_t per = att_scratch_floats(&d);
+    /* One scratch for both passes: sized for the backward when there will be one. */
+    size_t per = att_scratch_floats(&d, wg);
     AttSaved *sv = arena_alloc(&g->arena, sizeof *sv);
     float *lse = arena_alloc(&g->arena, (size_t)d.B * d.H * d.T * sizeof(float));
     float *scratch = arena_alloc(&g->arena, per * (size_t)n_slots * sizeof(float));
     if (!sv || !lse || !scratch || (wg && !y->grad)) { graph_fail(g, "attention: %s", vcm_error()); return NULL; }
     *sv = (AttSaved){lse, scratch, key_valid, n_slots};
     int n_tasks = d.B * d.H;
-#pragma omp parallel num_threads(n_slots) if (n_slots > 1)
+    int par = n_slots > 1 && (double)n_tasks * d.T * d.T * d.hd >= ATT_PAR_MIN;
+#pragma omp parallel num_threads(n_slots) if (par)
     {
         float *ws = scratch + per * (size_t)omp_get_thread_num();
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int t = 0; t < n_tasks; t++) att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, y->grad, lse, ws);
+        vm_stream_fence();
     }
     if (wg) {
         Node *n = graph_push(g, "attention", att_node_backward, y);

@@ -30,15 +30,19 @@ static inline vf gelu_vsig(vf x) {
 static void gelu_forward(float *y, float *dy, const float *x, size_t n) {
     /* Blocks of 1024 elements: vector body plus a scalar tail only at the very end. */
     long nb = (long)((n + 1023) / 1024);
-#pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
-    for (long b = 0; b < nb; b++) {
-        size_t i = (size_t)b * 1024, end = i + 1024 < n ? i + 1024 : n;
-        for (; i + VF_N <= end; i += VF_N) {
-            vf v = vf_load(x + i);
-            vf_store(y + i, vf_mul(v, gelu_vsig(v)));
+#pragma omp parallel if (n >= GELU_PAR_MIN)
+    {
+#pragma omp for schedule(static) nowait
+        for (long b = 0; b < nb; b++) {
+            size_t i = (size_t)b * 1024, end = i + 1024 < n ? i + 1024 : n;
+            for (; i + VF_N <= end; i += VF_N) {
+                vf v = vf_load(x + i);
+                vf_store(y + i, vf_mul(v, gelu_vsig(v)));
+            }
+            for (; i < end; i++) y[i] = x[i] * gelu_sig(x[i]);
+            if (dy) vm_zero_stream(dy + (size_t)b * 1024, end - (size_t)b * 1024);
         }
-        for (; i < end; i++) y[i] = x[i] * gelu_sig(x[i]);
-        if (dy) memset(dy + (size_t)b * 1024, 0, (end - (size_t)b * 1024) * sizeof(float));
+        vm_stream_fence();
     }
 }
 

@@ -15,43 +15,126 @@
 #define LN_CHUNK 32
 #define LN_PAR_MIN 16384
 
+static void ln_forward_row(float *yr, float *mean_out, float *rstd_out, const float *xr, const float *w,
+                           const float *b, int C, float eps) {
+    int j;
+    /* Two passes (mean, then squared deviations): the row is in L1, and this stays
+     * accurate when |mean| ≫ std, unlike E[x²] − E[x]². */
+    vf s = vf_zero();
+    for (j = 0; j + VF_N <= C; j += VF_N) s = vf_add(s, vf_load(xr + j));
+    float sum = vf_hsum(s);
+    for (; j < C; j++) sum += xr[j];
+    float mean = sum / (float)C;
+    vf vm = vf_set1(mean), q = vf_zero();
+    for (j = 0; j + VF_N <= C; j += VF_N) {
+        vf d = vf_sub(vf_load(xr + j), vm);
+        q = vf_fma(d, d, q);
+    }
+    float sq = vf_hsum(q);
+    for (; j < C; j++) sq += (xr[j] - mean) * (xr[j] - mean);
+    float rstd = 1.0f / sqrtf(sq / (float)C + eps);
+    vf vr = vf_set1(rstd);
+    for (j = 0; j + VF_N <= C; j += VF_N) {
+        vf h = vf_mul(vf_sub(vf_load(xr + j), vm), vr);
+        vf wj = w ? vf_load(w + j) : vf_set1(1.0f), bj = b ? vf_load(b + j) : vf_zero();
+        vf_store(yr + j, vf_fma(h, wj, bj));
+    }
+    for (; j < C; j++) {
+        float h = (xr[j] - mean) * rstd;
+        yr[j] = fmaf(h, w ? w[j] : 1.0f, b ? b[j] : 0.0f);
+    }
+    if (mean_out) { *mean_out = mean; *rstd_out = rstd; }
+}
+
 /* dy (may be NULL): the output's gradient buffer, zeroed here row by row (in parallel,
  * fused with the forward) instead of by a serial memset in the graph. */
-static void layernorm_forward(float *y, float *dy, float *mean_out, float *rstd_out, const float *x,
-                              const float *w, const float *b, size_t rows, int C, float eps) {
+static void layernorm_forward(float *y, float *dy, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, size_t rows, int C, float eps) {
     long n = (long)rows;
-#pragma omp parallel for schedule(static) if (rows * (size_t)C >= LN_PAR_MIN)
-    for (long r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        int j;
-        /* Two passes (mean, then squared deviations): the row is in L1 and this is
-         * accurate when |mean| ≫ std, unlike E[x²] − E[x]². */
-        vf s = vf_zero();
-        for (j = 0; j + VF_N <= C; j += VF_N) s = vf_add(s, vf_load(xr + j));
-        float sum = vf_hsum(s);
-        for (; j < C; j++) sum += xr[j];
-        float mean = sum / (float)C;
-        vf vm = vf_set1(mean), q = vf_zero();
-        for (j = 0; j + VF_N <= C; j += VF_N) {
-            vf d = vf_sub(vf_load(xr + j), vm);
-            q = vf_fma(d, d, q);
+#pragma omp parallel if (rows * (size_t)C >= LN_PAR_MIN)
+    {
+#pragma omp for schedule(static) nowait
+        for (long r = 0; r < n; r++) {
+            ln_forward_row(y + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + (size_t)r * C,
+                           w, b, C, eps);
+            if (dy) vm_zero_stream(dy + (size_t)r * C, (size_t)C);
         }
-        float sq = vf_hsum(q);
-        for (; j < C; j++) sq += (xr[j] - mean) * (xr[j] - mean);
-        float rstd = 1.0f / sqrtf(sq / (float)C + eps);
-        vf vr = vf_set1(rstd);
+        vm_stream_fence();
+    }
+}
+
+/* Rows [r0, r1): dx (if non-NULL) and, into pw/pb (if non-NULL, zeroed here), this
+ * chunk's sums of dy·x̂ and dy. */
+static void ln_backward_chunk(float *dx, float *pw, float *pb, const float *dy, const float *x, const float *w,
+                              const float *mean, const float *rstd, size_t r0, size_t r1, int C) {
+    if (pw) memset(pw, 0, 2 * (size_t)C * sizeof(float));
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C, *dyr = dy + r * C;
+        float m = mean[r], rs = rstd[r];
+        vf vm = vf_set1(m), vr = vf_set1(rs);
+        int j;
+        /* One pass: a = Σ g, bs = Σ g·x̂ (g = dy·w), and the dw/db partials. */
+        vf va = vf_zero(), vb = vf_zero();
+        for (j = 0; j + VF_N <= C; j += VF_N) {
+            vf h = vf_mul(vf_sub(vf_load(xr + j), vm), vr), d = vf_load(dyr + j);
+            vf gj = w ? vf_mul(d, vf_load(w + j)) : d;
+            va = vf_add(va, gj);
+            vb = vf_fma(gj, h, vb);
+            if (pw) {
+                vf_store(pw + j, vf_fma(d, h, vf_load(pw + j)));
+                vf_store(pb + j, vf_add(d, vf_load(pb + j)));
+            }
+        }
+        float a = vf_hsum(va), bs = vf_hsum(vb);
+        for (; j < C; j++) {
+            float h = (xr[j] - m) * rs, gj = w ? dyr[j] * w[j] : dyr[j];
+            a += gj;
+            bs = fmaf(gj, h, bs);
+            if (pw) {
+                pw[j] = fmaf(dyr[j], h, pw[j]);
+                pb[j] += dyr[j];
+            }
+        }
+        if (!dx) continue;
+        /* dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) */
+        float ma = a / (float)C, mb = bs / (float)C;
+        vf vma = vf_set1(ma), vmb = vf_set1(mb);
+        float *dxr = dx + r * C;
         for (j = 0; j + VF_N <= C; j += VF_N) {
             vf h = vf_mul(vf_sub(vf_load(xr + j), vm), vr);
-            vf wj = w ? vf_load(w + j) : vf_set1(1.0f), bj = b ? vf_load(b + j) : vf_zero();
-            vf_store(yr + j, vf_fma(h, wj, bj));
+            vf gj = w ? vf_mul(vf_load(dyr + j), vf_load(w + j)) : vf_load(dyr + j);
+            vf t = vf_fnma(h, vmb, vf_sub(gj, vma));
+            vf_store(dxr + j, vf_fma(t, vr, vf_load(dxr + j)));
         }
         for (; j < C; j++) {
-            float h = (xr[j] - mean) * rstd;
-            yr[j] = fmaf(h, w ? w[j] : 1.0f, b ? b[j] : 0.0f);
+            float h = (xr[j] - m) * rs, gj = w ? dyr[j] * w[j] : dyr[j];
+            float t = fmaf(-h, mb, gj - ma);
+            dxr[j] = fmaf(t, rs, dxr[j]);
         }
-        if (mean_out) { mean_out[r] = mean; rstd_out[r] = rstd; }
-        if (dy) memset(dy + (size_t)r * C, 0, (size_t)C * sizeof(float));
+    }
+}
+
+/* Columns [j0, j0+VF_N) (or to C): dw, db += the partials, added in chunk order. */
+static void ln_reduce_block(float *dw, float *db, const float *partial, long n_chunks, int j0, int C) {
+    size_t stride = 2 * (size_t)C;
+    if (j0 + VF_N <= C) {
+        vf sw = vf_zero(), sb = vf_zero();
+        for (long c = 0; c < n_chunks; c++) {
+            sw = vf_add(sw, vf_load(partial + (size_t)c * stride + j0));
+            sb = vf_add(sb, vf_load(partial + (size_t)c * stride + C + j0));
+        }
+        if (dw) vf_store(dw + j0, vf_add(vf_load(dw + j0), sw));
+        if (db) vf_store(db + j0, vf_add(vf_load(db + j0), sb));
+        return;
+    }
+    for (int j = j0; j < C; j++) { /* same order per column as the vector lanes */
+        float sw = 0.0f, sb = 0.0f;
+        for (long c = 0; c < n_chunks; c++) {
+            sw += partial[(size_t)c * stride + j];
+            sb += partial[(size_t)c * stride + C + j];
+        }
+        if (dw) dw[j] += sw;
+        if (db) db[j] += sb;
     }
 }
 
@@ -60,88 +143,22 @@ static void layernorm_backward(float *dx, float *dw, float *db, float *partial, 
                                const float *x, const float *w, const float *mean, const float *rstd,
                                size_t rows, int C) {
     long n_chunks = (long)((rows + LN_CHUNK - 1) / LN_CHUNK);
-    int want_wb = dw || db;
-    /* One parallel region, two loops: the barrier between them makes the partials
-     * complete before they are added. */
+    int want_wb = dw || db, n_blocks = (C + VF_N - 1) / VF_N;
+    /* One parallel region, two loops: the barrier between them completes the partials
+     * before they are added. */
 #pragma omp parallel if (rows * (size_t)C >= LN_PAR_MIN)
     {
 #pragma omp for schedule(static)
-    for (long c = 0; c < n_chunks; c++) {
-        float *pw = want_wb ? partial + (size_t)c * 2 * C : NULL, *pb = pw ? pw + C : NULL;
-        if (pw) memset(pw, 0, 2 * (size_t)C * sizeof(float));
-        size_t r0 = (size_t)c * LN_CHUNK, r1 = r0 + LN_CHUNK < rows ? r0 + LN_CHUNK : rows;
-        for (size_t r = r0; r < r1; r++) {
-            const float *xr = x + r * C, *dyr = dy + r * C;
-            float m = mean[r], rs = rstd[r];
-            vf vm = vf_set1(m), vr = vf_set1(rs);
-            int j;
-            /* One pass: a = Σ g, bsum = Σ g·x̂ (g = dy·w), and the dw/db partials. */
-            vf va = vf_zero(), vb = vf_zero();
-            for (j = 0; j + VF_N <= C; j += VF_N) {
-                vf h = vf_mul(vf_sub(vf_load(xr + j), vm), vr), d = vf_load(dyr + j);
-                vf gj = w ? vf_mul(d, vf_load(w + j)) : d;
-                va = vf_add(va, gj);
-                vb = vf_fma(gj, h, vb);
-                if (pw) {
-                    vf_store(pw + j, vf_fma(d, h, vf_load(pw + j)));
-                    vf_store(pb + j, vf_add(d, vf_load(pb + j)));
-                }
-            }
-            float a = vf_hsum(va), bs = vf_hsum(vb);
-            for (; j < C; j++) {
-                float h = (xr[j] - m) * rs, gj = w ? dyr[j] * w[j] : dyr[j];
-                a += gj;
-                bs = fmaf(gj, h, bs);
-                if (pw) {
-                    pw[j] = fmaf(dyr[j], h, pw[j]);
-                    pb[j] += dyr[j];
-                }
-            }
-            if (!dx) continue;
-            float ma = a / (float)C, mb = bs / (float)C;
-            vf vma = vf_set1(ma), vmb = vf_set1(mb);
-            float *dxr = dx + r * C;
-            for (j = 0; j + VF_N <= C; j += VF_N) {
-                vf h = vf_mul(vf_sub(vf_load(xr + j), vm), vr);
-                vf gj = w ? vf_mul(vf_load(dyr + j), vf_load(w + j)) : vf_load(dyr + j);
-                vf t = vf_fnma(h, vmb, vf_sub(gj, vma));
-                vf_store(dxr + j, vf_fma(t, vr, vf_load(dxr + j)));
-            }
-            for (; j < C; j++) {
-                float h = (xr[j] - m) * rs, gj = w ? dyr[j] * w[j] : dyr[j];
-                float t = fmaf(-h, mb, gj - ma);
-                dxr[j] = fmaf(t, rs, dxr[j]);
-            }
+        for (long c = 0; c < n_chunks; c++) {
+            size_t r0 = (size_t)c * LN_CHUNK, r1 = r0 + LN_CHUNK < rows ? r0 + LN_CHUNK : rows;
+            float *pw = want_wb ? partial + (size_t)c * 2 * C : NULL;
+            ln_backward_chunk(dx, pw, pw ? pw + C : NULL, dy, x, w, mean, rstd, r0, r1, C);
         }
-    }
-    if (want_wb) {
-        /* Add the partials in chunk order, VF_N columns at a time. */
-        int n_blocks = (C + VF_N - 1) / VF_N;
+        if (want_wb) {
 #pragma omp for schedule(static)
-        for (int jb = 0; jb < n_blocks; jb++) {
-            int j0 = jb * VF_N;
-            if (j0 + VF_N <= C) {
-                vf sw = vf_zero(), sb = vf_zero();
-                for (long c = 0; c < n_chunks; c++) {
-                    sw = vf_add(sw, vf_load(partial + (size_t)c * 2 * C + j0));
-                    sb = vf_add(sb, vf_load(partial + (size_t)c * 2 * C + C + j0));
-                }
-                if (dw) vf_store(dw + j0, vf_add(vf_load(dw + j0), sw));
-                if (db) vf_store(db + j0, vf_add(vf_load(db + j0), sb));
-                continue;
-            }
-            for (int j = j0; j < C; j++) {
-                float sw = 0.0f, sb = 0.0f;
-                for (long c = 0; c < n_chunks; c++) {
-                    sw += partial[(size_t)c * 2 * C + j];
-                    sb += partial[(size_t)c * 2 * C + C + j];
-                }
-                if (dw) dw[j] += sw;
-                if (db) db[j] += sb;
-            }
+            for (int jb = 0; jb < n_blocks; jb++) ln_reduce_block(dw, db, partial, n_chunks, jb * VF_N, C);
         }
     }
-    } /* omp parallel */
 }
 
 static void layernorm_node_backward(Node *node) {

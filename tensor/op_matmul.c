@@ -2,11 +2,12 @@
  * transposes, optionally one B shared by every batch) and op_linear (y = x·Wᵀ + b).
  *
  * Why tiles of our own instead of OpenBLAS's threads: OpenBLAS cuts a gemm between
- * its threads at boundaries that depend on the thread count, and on several cores
- * (Haswell, Prescott kernels) the edge micro-kernels sum in a different order, so the
- * same product differs in the last bits between 1 and 2 threads. Here the cut depends
- * only on the shape; each tile is a single-threaded sgemm; the OpenMP pool runs the
- * tiles. docs/TENSOR_MATMUL.md has the measurements. */
+ * its threads at boundaries that depend on the thread count, and its threaded driver
+ * blocks K differently from the serial one, so the same product differs in the last
+ * bits between 1 and 2 threads (measured on the SkylakeX, Haswell and Prescott kernels
+ * of OpenBLAS 0.3.21). Here the cut depends only on the shape; each tile is a
+ * single-threaded sgemm; the OpenMP pool runs the tiles. docs/TENSOR_MATMUL.md has the
+ * measurements. */
 #include "op_matmul.h"
 #include "tensor.h"
 

@@ -41,10 +41,14 @@ static void softmax_row(float *y, const float *x, int C) {
  * and while the row is being written anyway, instead of a serial memset by the graph. */
 static void softmax_forward(float *y, float *dy, const float *x, size_t rows, int C) {
     long n = (long)rows;
-#pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
-    for (long r = 0; r < n; r++) {
-        softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
-        if (dy) memset(dy + (size_t)r * C, 0, (size_t)C * sizeof(float));
+#pragma omp parallel if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
+    {
+#pragma omp for schedule(static) nowait
+        for (long r = 0; r < n; r++) {
+            softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
+            if (dy) vm_zero_stream(dy + (size_t)r * C, (size_t)C);
+        }
+        vm_stream_fence();
     }
 }
 

@@ -38,8 +38,8 @@ void vcm_clear_error(void);
 
 /* ---------------------------------------------------------------- threads */
 
-/* Set the OpenMP and OpenBLAS thread counts together so they never oversubscribe.
- * n <= 0: the VCM_THREADS environment variable, else the number of cores. */
+/* Set the OpenMP thread count (OpenBLAS stays single-threaded: our gemm tiles run on
+ * the OpenMP pool). n <= 0: the VCM_THREADS environment variable, else the cores. */
 int vcm_threads_init(int n);
 int vcm_threads(void);
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...). */

@@ -1,5 +1,7 @@
-/* One OpenMP pool for our kernels and an explicit OpenBLAS thread count, set
- * together so that the two never oversubscribe the cores. */
+/* One OpenMP pool does all the parallel work. OpenBLAS is kept at one thread: our
+ * gemm cuts a product into tiles and runs them on the OpenMP pool (op_matmul.c), so
+ * results do not depend on the thread count (threaded sgemm's do, measured in
+ * docs/TENSOR_MATMUL.md) and the two pools never fight over the cores. */
 #include "tensor.h"
 
 #include <omp.h>
@@ -24,7 +26,7 @@ int vcm_threads_init(int n) {
     }
     n_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
     return n;
 }
 

@@ -147,6 +147,28 @@ static inline float vf_hmax(vf a) {
     return m;
 }
 
+/* Zero n floats with non-temporal stores: for an output's gradient buffer, which is
+ * only read again in the backward pass, long after — no read-for-ownership, no cache
+ * pollution. Call vm_stream_fence() before another thread may read the memory. */
+static inline void vm_zero_stream(float *p, size_t n) {
+    size_t i = 0;
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+    while (i < n && ((uintptr_t)(p + i) & (sizeof(vf) - 1))) p[i++] = 0.0f;
+    for (; i + VF_N <= n; i += VF_N)
+#if defined(__AVX512F__)
+        _mm512_stream_ps(p + i, _mm512_setzero_ps());
+#else
+        _mm256_stream_ps(p + i, _mm256_setzero_ps());
+#endif
+#endif
+    for (; i < n; i++) p[i] = 0.0f;
+}
+static inline void vm_stream_fence(void) {
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+    _mm_sfence();
+#endif
+}
+
 /* Per lane exactly vm_expf. */
 static inline vf vf_exp(vf x) {
     vf c = vf_max(vf_set1(VM_EXP_LO), x);

@@ -28,6 +28,7 @@ for sub in validate stats index get; do
 done
 check_msg "validate needs --regions" 2 "--regions is required" $VCM corpus validate $D/lskd_corpus.jsonl
 check_msg "validate needs a file" 2 "expected one FILE" $VCM corpus validate --regions $D/lskd_regions.jsonl
+check_msg "no subcommand" 2 "usage: vcm corpus" $VCM corpus
 check_msg "unknown subcommand" 2 "unknown subcommand 'frobnicate'" $VCM corpus frobnicate
 check_msg "missing corpus file" 2 "$TMP/nope.jsonl: cannot open" \
     $VCM corpus validate $TMP/nope.jsonl --regions $D/lskd_regions.jsonl
@@ -63,6 +64,8 @@ out_has "stats mentions" '"total":33,"per_record_mean":4.125,"per_record_max":6,
 out_has "stats region ids" '"region_ids":{"0":16,"1":10,"2":8,"3":3}'
 out_has "stats prediction quantiles" '"prediction":{"n":4,"min":0.42,"p10":0.525,"p25":0.6825,"p50":0.825,"p75":0.8875,"p90":0.901,"max":0.91}'
 out_has "stats synth faults" '"synth_faults":{"none":1,"generic_filler":1}'
+check "stats annotations" $VCM corpus stats $D/lskd_annotations.jsonl
+out_has "stats votes" '"votes":{"total":6,"accept":3}'
 check "stats mc" $VCM corpus stats $D/lskd_mc.jsonl
 out_has "stats mc items" '"mc":{"items":2,"distractor_other_region":1}'
 check_msg "stats stops at a bad record" 2 "wrong_type.jsonl:3: field \"question\"" $VCM corpus stats $D/bad/wrong_type.jsonl

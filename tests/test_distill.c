@@ -42,6 +42,12 @@ static void write_file(const char *path, const char *text, const char *mode) {
     if (f) { fputs(text, f); fclose(f); }
 }
 
+/* The JSON value is the string s (NULL-safe, so a missing summary fails, not crashes). */
+static int jstr_is(const json_t *v, const char *s) {
+    const char *t = json_string_value(v);
+    return t && !strcmp(t, s);
+}
+
 static int json_eq_text(const json_t *v, const char *text) {
     json_t *w = json_loads(text, JSON_DECODE_ANY, NULL);
     int eq = w && json_equal((json_t *)v, w);
@@ -230,6 +236,46 @@ static void test_parse_reply_caps_items(void) {
     free(buf);
 }
 
+/* Mangled replies (cut, bytes replaced by JSON punctuation) never crash the parser and
+ * never give a record that breaks the rules: every kept record's mentions are regions
+ * of the image. Run under the sanitizers this is a small fuzzer. */
+static void test_parse_reply_survives_mangled_replies(void) {
+    const char *base =
+        "Here:\n```json\n[{\"question\": \"What is [0] for?\", \"answer\": \"[0] is for eating.\", \"rationale\": \"[0] is on [1].\"},"
+        " {\"question\": \"Could [2][1] hold \\\"water\\\"?\", \"answer\": \"Yes, [2] can.\", \"rationale\": \"[2] is a cup.\",},]\n```\nbye";
+    const char marks[] = "[]{}\",:\\` \n0123";
+    size_t n = strlen(base);
+    char *buf = malloc(n + 1);
+    unsigned long long rng = 7;
+    long total = 0, bad = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(buf, base, n + 1);
+        int edits = (int)(test_rng_next(&rng) % 4);
+        for (int k = 0; k < edits; k++)
+            buf[test_rng_next(&rng) % n] = marks[test_rng_next(&rng) % (sizeof marks - 1)];
+        if (test_rng_next(&rng) % 3 == 0) buf[test_rng_next(&rng) % n] = 0;
+        long drops[DISTILL_N_DROPS] = {0};
+        json_t *recs = json_array();
+        int got = distill_parse_reply(buf, &test_entry, 1, "s", recs, drops);
+        if (got < 0 || got != (int)json_array_size(recs)) bad++;
+        size_t i, j, k;
+        json_t *r, *w, *id;
+        json_array_foreach(recs, i, r) {
+            const char *f[3] = {"question", "answer", "rationale"};
+            for (int q = 0; q < 3; q++)
+                json_array_foreach(json_object_get(r, f[q]), j, w) {
+                    if (json_is_string(w)) { if (!*json_string_value(w)) bad++; continue; }
+                    json_array_foreach(w, k, id) if (!region_entry_box(&test_entry, (int)json_integer_value(id))) bad++;
+                }
+        }
+        total += got > 0 ? got : 0;
+        json_decref(recs);
+    }
+    free(buf);
+    CHECK(bad == 0);
+    CHECK(total > 1000);   /* most mangled replies still give records */
+}
+
 static void test_chat_url_and_bodies(void) {
     struct { const char *in, *out; } cases[] = {
         {"http://127.0.0.1:8080", "http://127.0.0.1:8080/v1/chat/completions"},
@@ -249,7 +295,7 @@ static void test_chat_url_and_bodies(void) {
                             "[{\"role\": \"system\", \"content\": \"sys\"}, {\"role\": \"user\", \"content\": \"user \\\"q\\\"\"}]"));
     CHECK(json_integer_value(json_object_get(j, "seed")) == 42);
     CHECK(json_integer_value(json_object_get(j, "max_tokens")) == 100);
-    CHECK(!strcmp(json_string_value(json_object_get(j, "model")), "m1"));
+    CHECK(jstr_is(json_object_get(j, "model"), "m1"));
     json_decref(j);
     free(req);
     char *c;
@@ -460,7 +506,7 @@ static long check_corpus(const char *path, int *n_images) {
                  json_is_array(json_object_get(r, "question")) && json_is_array(json_object_get(r, "answer")) &&
                  json_is_array(json_object_get(r, "rationale")) && json_array_size(json_object_get(r, "region")) > 0 &&
                  json_array_size(json_object_get(r, "region_all")) == 3 &&
-                 !strcmp(json_string_value(json_object_get(r, "split")), "train") &&
+                 jstr_is(json_object_get(r, "split"), "train") &&
                  !json_object_get(indexes, idx);
         if (ok) {
             json_object_set_new(indexes, idx, json_true());
@@ -500,7 +546,7 @@ static void test_cli_replies_retries_and_drops(void) {
     CHECK(jget(s, "drops.empty_field") == 1 && jget(s, "drops.not_a_string") == 1);
     CHECK(jget(s, "drops.not_an_object") == 1 && jget(s, "drops.no_region") == 1 && jget(s, "drops.duplicate") == 1);
     CHECK(jget(s, "interrupted") == 0 && jget(s, "budget_exhausted") == 0);
-    CHECK(!strcmp(json_string_value(json_object_get(s, "source")), "vcm_distill_v1"));
+    CHECK(jstr_is(json_object_get(s, "source"), "vcm_distill_v1"));
     json_decref(s);
     CHECK_STR_CONTAINS(r.err, "img_r500_09.png: giving up after 3 requests: HTTP 500");
 
@@ -650,6 +696,16 @@ static void test_cli_budget_and_fatal(void) {
     CHECK(r.code == 2);
     CHECK_STR_CONTAINS(r.err, "--model is required");
     vcm_run_free(&r);
+    const char *args7[] = {"--regions", map2, "--endpoint", "ftp://127.0.0.1:1", "--model", "m", "--out", out2, NULL};
+    r = run_vcm(args7, NULL, NULL, 0, 0);
+    CHECK(r.code == 2);
+    CHECK_STR_CONTAINS(r.err, "wants an http:// or https:// URL");
+    vcm_run_free(&r);
+    const char *args8[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", tmp_path("x.jsonl.gz"), NULL};
+    r = run_vcm(args8, NULL, NULL, 0, 0);
+    CHECK(r.code == 2);
+    CHECK_STR_CONTAINS(r.err, "plain .jsonl");
+    vcm_run_free(&r);
     const char *pfile = tmp_path("bad_prompt.txt");
     write_file(pfile, "hello {{nope}}\n", "w");
     const char *args5[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", out2, "--prompt", pfile, NULL};
@@ -669,7 +725,7 @@ static void test_cli_custom_prompt(void) {
     VcmRun r = run_vcm(args, NULL, NULL, 0, 0);
     CHECK(r.code == 0);
     json_t *s = summary_of(&r);
-    CHECK(s && !strcmp(json_string_value(json_object_get(s, "source")), "vcm_distill_mine-2"));
+    CHECK(s && jstr_is(json_object_get(s, "source"), "vcm_distill_mine-2"));
     json_decref(s);
     char *t = slurp(out, NULL);
     CHECK_STR_CONTAINS(t, "\"source\": \"vcm_distill_mine-2\", \"split\": \"train\", \"index\": \"vcm_distill_mine-2-0\"");
@@ -734,10 +790,21 @@ int main(void) {
     RUN(test_extract_json_finds_and_repairs);
     RUN(test_parse_reply_keeps_good_items_counts_bad);
     RUN(test_parse_reply_caps_items);
+    RUN(test_parse_reply_survives_mangled_replies);
     RUN(test_chat_url_and_bodies);
     RUN(test_outfile_repairs_tail_and_remembers_images);
 
-    if (fake_llm_start(&server, reply_for, 60) == 0) {
+    /* the end-to-end tests need a vcm with the command in it */
+    const char *help[] = {"--help", NULL};
+    VcmRun h = run_vcm(help, NULL, NULL, 0, 0);
+    int have_cmd = h.code == 0 && h.out && strstr(h.out, "--endpoint");
+    if (!have_cmd) {
+        fprintf(stderr, "%s distill --help failed (exit %d): %s\n", getenv("VCM_BIN") ? getenv("VCM_BIN") : "build/vcm",
+                h.code, h.err ? h.err : "");
+        test_failed_++;
+    }
+    vcm_run_free(&h);
+    if (have_cmd && fake_llm_start(&server, reply_for, 60) == 0) {
         snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", server.port);
         RUN(test_cli_replies_retries_and_drops);
         RUN(test_cli_deterministic_and_key);
@@ -745,7 +812,7 @@ int main(void) {
         RUN(test_cli_custom_prompt);
         RUN(test_cli_sigkill_and_sigint_leave_whole_lines);
         fake_llm_stop(&server);
-    } else {
+    } else if (have_cmd) {
         perror("fake LLM");
         test_failed_++;
     }

@@ -71,14 +71,14 @@ static void test_layernorm_grad(void) {
         int sx[] = {shapes[k][0], shapes[k][1]}, sw[] = {shapes[k][1]};
         Tensor *in[3] = {gradcheck_input(2, sx, -2, 2, 1, &s), gradcheck_input(1, sw, -1.5f, 1.5f, 1, &s),
                          gradcheck_input(1, sw, -1, 1, 1, &s)};
-        CHECK_MSG(gradcheck(build_layernorm, NULL, in, 3, 1e-3, 1e-2), "shape %dx%d", sx[0], sx[1]);
+        CHECK_MSG(gradcheck(build_layernorm, NULL, in, 3, 1e-3, 3e-3), "shape %dx%d", sx[0], sx[1]);
         for (int i = 0; i < 3; i++) free(in[i]);
     }
     /* without weight and bias */
     int sx[] = {3, 17};
     Tensor *x = gradcheck_input(2, sx, -2, 2, 1, &s);
     Tensor *in[3] = {x, NULL, NULL};
-    CHECK(gradcheck(build_layernorm, NULL, in, 1, 1e-3, 1e-2));
+    CHECK(gradcheck(build_layernorm, NULL, in, 1, 1e-3, 3e-3));
     free(x);
 }
 
@@ -125,7 +125,7 @@ static void test_gelu_grad(void) {
     for (int k = 0; k < N_SIZES; k++) {
         int sh[] = {3, SIZES[k]};
         Tensor *x = gradcheck_input(2, sh, -4, 4, 1, &s);
-        CHECK_MSG(gradcheck(build_gelu, NULL, &x, 1, 1e-3, 1e-2), "cols %d", SIZES[k]);
+        CHECK_MSG(gradcheck(build_gelu, NULL, &x, 1, 1e-3, 3e-3), "cols %d", SIZES[k]);
         free(x);
     }
 }
@@ -163,7 +163,7 @@ static void test_softmax_grad(void) {
     for (int k = 0; k < N_SIZES; k++) {
         int sh[] = {2, 3, SIZES[k]};
         Tensor *x = gradcheck_input(3, sh, -3, 3, 1, &s);
-        CHECK_MSG(gradcheck(build_softmax, NULL, &x, 1, 1e-3, 1e-2), "cols %d", SIZES[k]);
+        CHECK_MSG(gradcheck(build_softmax, NULL, &x, 1, 1e-3, 3e-3), "cols %d", SIZES[k]);
         free(x);
     }
 }
@@ -255,7 +255,7 @@ static void test_attention_grad(void) {
             AttCtx c = {H, mode & 1, mode & 2 ? make_kv(B, T) : NULL};
             int sh[] = {B, T, 3 * D};
             Tensor *x = gradcheck_input(3, sh, -1.5f, 1.5f, 1, &s);
-            CHECK_MSG(gradcheck(build_attention, &c, &x, 1, 1e-3, 1e-2), "B=%d T=%d H=%d hd=%d causal=%d kv=%d",
+            CHECK_MSG(gradcheck(build_attention, &c, &x, 1, 1e-3, 3e-3), "B=%d T=%d H=%d hd=%d causal=%d kv=%d",
                       B, T, H, cases[k][3], c.causal, c.kv != NULL);
             free((void *)c.kv);
             free(x);
@@ -352,7 +352,7 @@ static void test_cross_entropy_grad(void) {
         for (int r = 0; r < N; r++) t[r] = (r % 3 == 2) ? -1 : (int32_t)(test_rng_next(&s) % (unsigned)V);
         CeCtx c = {t};
         Tensor *x = gradcheck_input(2, sh, -3, 3, 1, &s);
-        CHECK_MSG(gradcheck(build_ce, &c, &x, 1, 1e-3, 1e-2), "N=%d V=%d", N, V);
+        CHECK_MSG(gradcheck(build_ce, &c, &x, 1, 1e-3, 3e-3), "N=%d V=%d", N, V);
         free(x);
     }
 }
@@ -456,7 +456,9 @@ static void test_threads_bitwise(void) {
 }
 
 int main(void) {
-    vcm_threads_init(0);
+    /* One thread for the accuracy tests (cheap on a shared machine); the parallel paths
+     * are pinned by test_threads_bitwise: bitwise equal to the 1-thread results. */
+    vcm_threads_init(1);
     RUN(test_layernorm_forward);
     RUN(test_layernorm_grad);
     RUN(test_layernorm_bad_shape);

@@ -19,10 +19,11 @@
 #define REF_TOL 1e-4
 #define REF_FLOOR 0.01
 
-static const char *const ALL_OPS[] = {"add",       "sub",     "mul",       "scale",         "matmul",
-                                      "linear",    "embedding", "layernorm", "gelu",        "softmax",
-                                      "attention", "cross_entropy", "concat_seq", "slice_seq", "mean",
-                                      "patches"};
+/* Every op of tensor.h: the golden dir must hold at least one case of each. */
+static const char *const ALL_OPS[] = {
+    "add",       "sub",           "mul",        "scale",     "matmul", "linear",  "embedding", "layernorm",
+    "gelu",      "softmax",       "attention",  "cross_entropy", "concat_seq", "slice_seq", "mean", "patches",
+};
 #define N_OPS ((int)(sizeof ALL_OPS / sizeof ALL_OPS[0]))
 
 /* ---------------------------------------------------------------- comparison */
@@ -48,8 +49,8 @@ static double compare(const char *what, const float *ours, const GoldenArray *re
         if (!(e <= worst)) { worst = isnan(e) ? INFINITY : e; wi = i; }
     }
     if (worst > REF_TOL || getenv("VCM_REF_VERBOSE"))
-        fprintf(stderr, "  %s: element %zu of %zu: ours %.9g ref %.9g (rel %.3g > %g, floor %.3g)\n", what, wi,
-                ref->n, ours[wi], r[wi], worst, REF_TOL, floor_);
+        fprintf(stderr, "  %s: element %zu of %zu: ours %.9g ref %.9g (rel %.3g %s %g, floor %.3g)\n", what, wi,
+                ref->n, ours[wi], r[wi], worst, worst > REF_TOL ? ">" : "<=", REF_TOL, floor_);
     if (worst > w->rel) {
         w->rel = worst;
         snprintf(w->where, sizeof w->where, "%s[%zu]", what, wi);

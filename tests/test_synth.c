@@ -253,6 +253,12 @@ static void test_regions_and_records(void) {
         json_decref(wrap);
         CHECK(json_array_size(json_object_get(e, "region_all")) == json_object_size(locs));
         CHECK(json_array_size(json_object_get(e, "question")) > 2);
+        /* nothing cut short: sentences end with their punctuation */
+        json_t *qq = json_object_get(e, "question"), *aa = json_object_get(e, "answer"), *rr = json_object_get(e, "rationale");
+        const char *ql = json_string_value(json_array_get(qq, json_array_size(qq) - 1));
+        const char *al = json_string_value(json_array_get(aa, json_array_size(aa) - 1));
+        const char *rl = json_string_value(json_array_get(rr, json_array_size(rr) - 1));
+        if (!ql || strcmp(ql, "?") || !al || strcmp(al, ".") || !rl || strcmp(rl, ".")) bad_ids++;
         if (strcmp(json_string_value(json_object_get(e, "split")), "train")) not_train++;
         json_t *f = json_object_get(json_object_get(e, "synth"), "fault");
         CHECK(json_is_null(f) || json_is_string(f));
@@ -408,6 +414,57 @@ static void test_bad_options_write_nothing(void) {
     CHECK(synth_generate(&o, &st) == VCM_ERR);
 }
 
+/* A failure in the middle of a run (image 5 cannot be written) leaves the files of the
+ * previous run as they were and no *.tmp behind. */
+static void test_failure_mid_run_keeps_old_files(void) {
+    char d[512], p[700];
+    snprintf(d, sizeof d, "%s/mid", root);
+    mkdir(d, 0777);
+    snprintf(p, sizeof p, "%s/images", d);
+    mkdir(p, 0777);
+    snprintf(p, sizeof p, "%s/images/000005.png.tmp", d);
+    mkdir(p, 0777);                 /* fopen of this path fails */
+    snprintf(p, sizeof p, "%s/corpus.jsonl", d);
+    FILE *f = fopen(p, "w");
+    fputs("old\n", f);
+    fclose(f);
+    SynthOptions o;
+    synth_options_default(&o);
+    o.out_dir = d;
+    o.n_images = 12;
+    SynthStats st;
+    CHECK(synth_generate(&o, &st) == VCM_ERR);
+    CHECK_STR_CONTAINS(vcm_error(), "000005.png.tmp");
+    f = fopen(p, "r");
+    char buf[16] = {0};
+    CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "old\n"));
+    if (f) fclose(f);
+    CHECK(!has_tmp(d));
+    snprintf(p, sizeof p, "%s/regions.jsonl", d);
+    CHECK(access(p, F_OK) != 0);
+}
+
+static void test_annotated_flag(void) {
+    char d[512];
+    snprintf(d, sizeof d, "%s/ann", root);
+    SynthOptions o;
+    synth_options_default(&o);
+    o.out_dir = d;
+    o.n_images = 20;
+    o.n_annotated = 37;
+    o.per_image = 3;
+    SynthStats st;
+    CHECK(synth_generate(&o, &st) == 0);
+    CHECK(st.records == 16 * 3);
+    CHECK(st.annotated == 37);
+    json_t *ann = load_lines(d, "annotations.jsonl");
+    CHECK(json_array_size(ann) == 37);
+    json_decref(ann);
+    o.n_annotated = 1000; /* more than there are records: all of them */
+    CHECK(synth_generate(&o, &st) == 0);
+    CHECK(st.annotated == st.records);
+}
+
 static void test_render_and_answer_api(void) {
     Image im;
     CHECK(synth_render_image(SEED, 3, &im) == 0);
@@ -446,6 +503,8 @@ int main(void) {
     RUN(test_mc_invariants);
     RUN(test_annotations);
     RUN(test_bad_options_write_nothing);
+    RUN(test_failure_mid_run_keeps_old_files);
+    RUN(test_annotated_flag);
     RUN(test_render_and_answer_api);
     RUN(test_contact_sheet);
     char cmd[400];

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_s(void) {
     struct timespec t;
@@ -20,6 +21,25 @@ static double max_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0; /* Linux: kilobytes */
+}
+
+/* Progress on stderr: a rewritten line on a terminal, a log line every 2^20 lines
+ * otherwise (DESIGN.md §7). */
+typedef struct Progress { const char *what; double t0; int tty, printed; } Progress;
+
+static void on_progress(long lines, void *ctx) {
+    Progress *p = ctx;
+    double dt = now_s() - p->t0;
+    if (p->tty) {
+        p->printed = 1;
+        fprintf(stderr, "\r%s: %ld lines, %.0f lines/s   ", p->what, lines, dt > 0 ? (double)lines / dt : 0.0);
+    } else if (lines % (1L << 20) == 0) {
+        fprintf(stderr, "%s: %ld lines, %.1f s\n", p->what, lines, dt);
+    }
+}
+
+static void progress_end(const Progress *p) {
+    if (p->printed) fputc('\n', stderr);
 }
 
 static json_t *reasons_json(const long *by_reason) {
@@ -59,7 +79,10 @@ static int cmd_validate(int argc, char **argv) {
     if ((rc = regionmap_load(regions, &m, skip_bad, NULL)))
         return tool_error("corpus validate", rc, "%s", vcm_error());
     CorpusCheck c;
-    if ((rc = corpus_validate(pos[0], &m, images_root, skip_bad, &c))) {
+    Progress pr = {"vcm corpus validate", now_s(), isatty(2), 0};
+    rc = corpus_validate(pos[0], &m, images_root, skip_bad, &c, on_progress, &pr);
+    progress_end(&pr);
+    if (rc) {
         tool_error("corpus validate", rc, "%s", vcm_error());
         regionmap_free(&m);
         return rc;
@@ -101,7 +124,10 @@ static int cmd_stats(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (np != 1) return tool_error("corpus stats", 2, "expected one FILE (see vcm corpus stats --help)");
     json_t *o;
-    if ((rc = corpus_stats(pos[0], skip_bad, &o))) return tool_error("corpus stats", rc, "%s", vcm_error());
+    Progress pr = {"vcm corpus stats", now_s(), isatty(2), 0};
+    rc = corpus_stats(pos[0], skip_bad, &o, on_progress, &pr);
+    progress_end(&pr);
+    if (rc) return tool_error("corpus stats", rc, "%s", vcm_error());
     print_json(o);
     json_decref(o);
     return 0;

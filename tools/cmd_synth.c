@@ -6,6 +6,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* The library's messages start with "synth: "; the tool's prefix already says so. */
+static const char *msg(void) {
+    const char *m = vcm_error();
+    return strncmp(m, "synth: ", 7) ? m : m + 7;
+}
 
 static const char *usage =
     "usage: vcm synth --out DIR [--images N] [--seed S] [flags]\n"
@@ -21,7 +28,7 @@ int cmd_synth(int argc, char **argv) {
     synth_options_default(&o);
     const char *out = NULL, *seed = "1", *sheet = NULL;
     long n_images = o.n_images;
-    int annotated = -1, quiet = 0, sheet_n = 16;
+    int annotated = -1, quiet = 0, sheet_n = 18;
     double images_d = (double)n_images;
     Flag flags[] = {
         {"out", 's', &out, "output directory (created if missing)"},
@@ -30,13 +37,13 @@ int cmd_synth(int argc, char **argv) {
         {"fault-rate", 'd', &o.fault_rate, "P(injected teacher fault) per record (default 0.30)"},
         {"caption-noise", 'd', &o.caption_noise, "P(captioner names a region's category wrongly) (default 0.10)"},
         {"per-image", 'i', &o.per_image, "teacher records per training image (default 6)"},
-        {"annotated", 'i', &annotated, "records with votes (default min(5000, records/4))"},
+        {"annotated", 'i', &annotated, "records with votes (default or negative: min(5000, records/4))"},
         {"val-frac", 'd', &o.val_frac, "share of images for mc_val (default 0.10)"},
         {"test-frac", 'd', &o.test_frac, "share of images for mc_test (default 0.10)"},
         {"png-level", 'i', &o.png_level, "PNG zlib level 0-9 (default 1: fast)"},
         {"threads", 'i', &o.threads, "threads (default: VCM_THREADS or all cores)"},
         {"contact-sheet", 's', &sheet, "also write a contact sheet of sample images to this PNG"},
-        {"sheet-images", 'i', &sheet_n, "images on the contact sheet (default 16)"},
+        {"sheet-images", 'i', &sheet_n, "images on the contact sheet (default 18)"},
         {"quiet", 'b', &quiet, "no progress lines on stderr"},
         {0},
     };
@@ -58,14 +65,14 @@ int cmd_synth(int argc, char **argv) {
         return tool_error("synth", 2, "--sheet-images must be in [1, 64], got %d", sheet_n);
     if (o.threads < 0) return tool_error("synth", 2, "--threads must be >= 0, got %d", o.threads);
     if (sheet && synth_contact_sheet(sheet, o.seed, sheet_n))
-        return tool_error("synth", 1, "%s", vcm_error());
+        return tool_error("synth", 1, "%s", msg());
     if (!out) return 0;
     o.out_dir = out;
     o.verbose = !quiet;
     if (o.threads == 0) o.threads = vcm_threads_init(0);
     SynthStats st;
     rc = synth_generate(&o, &st);
-    if (rc) return tool_error("synth", rc == VCM_EINPUT ? 2 : 1, "%s", vcm_error());
+    if (rc) return tool_error("synth", rc == VCM_EINPUT ? 2 : 1, "%s", msg());
     char line[2048];
     synth_stats_json(&st, line, sizeof line);
     printf("%s\n", line);

@@ -1,0 +1,170 @@
+/* vcm generate: questions, answers and rationales for regions of any image, sampled
+ * with the KV cache (docs/INFERENCE.md). */
+#include "tools/infer_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *USAGE =
+    "usage: vcm generate --model M.vcm --tokenizer T.tok --image IMG --region x0,y0,x1,y1 [--region ...]\n"
+    "                    [--question \"what is [0] doing?\"] [--samples N] [--temperature T] [--top-k K]\n"
+    "                    [--top-p P] [--seed S] [--max-tokens N] [--draw OUT.png]\n"
+    "\n"
+    "Boxes are in the pixels of the original image; the regions are [0], [1], ... in the order\n"
+    "given. Without --question the model writes the question too. One JSON line per sample on\n"
+    "stdout: {\"sample\", \"question\", \"answer\", \"rationale\", \"logprob\", \"tokens\", \"text\"}.";
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static void put_part(const char *name, const char *s, size_t n) {
+    printf(",\"%s\":", name);
+    if (s) json_put_string(stdout, s, n);
+    else fputs("null", stdout);
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *tok_path = NULL, *image = NULL, *question = NULL, *draw = NULL;
+    FlagList regions = {0};
+    int samples = 1, top_k = 0, seed = 1, max_tokens = 0, threads = 0, timing = 0;
+    float temperature = 0.7f, top_p = 0.9f;
+    Flag flags[] = {
+        {"model", 's', &model, "checkpoint from vcm train (required)"},
+        {"tokenizer", 's', &tok_path, "its tokenizer, from vcm tokenizer train (required)"},
+        {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (required)"},
+        {"region", 'L', &regions, "x0,y0,x1,y1 in image pixels; repeat for [1], [2], ..."},
+        {"question", 's', &question, "ask this (mentions [k]); default: the model writes the question"},
+        {"samples", 'i', &samples, "samples to draw (default 1)"},
+        {"temperature", 'f', &temperature, "softmax temperature; 0 = greedy (default 0.7)"},
+        {"top-k", 'i', &top_k, "keep the k most likely tokens; 0 = all (default 0)"},
+        {"top-p", 'f', &top_p, "nucleus: smallest set with this mass; 0 or 1 = all (default 0.9)"},
+        {"seed", 'i', &seed, "sample i uses a generator seeded from (seed, i) (default 1)"},
+        {"max-tokens", 'i', &max_tokens, "new tokens per sample at most (default: the model's text length)"},
+        {"draw", 's', &draw, "also write the image with the numbered boxes to this PNG"},
+        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
+        {"timing", 'b', &timing, "print prefill time and tokens/s on stderr"},
+        {0}};
+    int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (samples < 1) return tool_error("generate", 2, "--samples must be >= 1");
+    if (temperature < 0) return tool_error("generate", 2, "--temperature must be >= 0");
+    if (top_p < 0 || top_p > 1) return tool_error("generate", 2, "--top-p must be in [0, 1]");
+    if (max_tokens < 0) return tool_error("generate", 2, "--max-tokens must be >= 0");
+    if (seed < 0) return tool_error("generate", 2, "--seed must be >= 0");
+    float boxes[MODEL_MAX_REGIONS][4], mboxes[MODEL_MAX_REGIONS][4];
+    int n = 0;
+    if ((rc = infer_parse_regions("generate", &regions, boxes, &n))) return rc;
+    char *q = NULL;
+    if (question) {
+        if (!(q = infer_normalize_question(question))) return tool_error("generate", 1, "out of memory");
+        if (!*q) { free(q); return tool_error("generate", 2, "--question is empty"); }
+        int k = infer_max_mention(q);
+        if (k >= n) {
+            free(q);
+            return tool_error("generate", 2, "--question mentions [%d] but %d region%s given", k, n, n == 1 ? " was" : "s were");
+        }
+    }
+    vcm_threads_init(threads);
+
+    Image orig = {0};
+    if (image_load(image, &orig)) { free(q); return tool_error("generate", 2, "%s", vcm_error()); }
+    if ((rc = infer_check_regions("generate", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
+        image_free(&orig); free(q);
+        return rc;
+    }
+    Student m;
+    Tokenizer tok;
+    if ((rc = infer_load("generate", model, tok_path, &m, &tok))) { image_free(&orig); free(q); return rc; }
+    const ModelConfig *cfg = &m.cfg;
+
+    /* The prompt: the question's words when given, else the model asks too. */
+    size_t plen = (q ? strlen(q) : 0) + 32;
+    char *prompt = malloc(plen);
+    float *chw = malloc(sizeof(float) * 3 * (size_t)cfg->image * cfg->image);
+    int32_t *ids = malloc(sizeof(int32_t) * (plen + 2));
+    int32_t *out = malloc(sizeof(int32_t) * ((size_t)cfg->max_text + 1));
+    size_t text_cap = 64 * ((size_t)cfg->max_text + 1) + plen;   /* a token is at most one 64-byte piece */
+    char *text = malloc(text_cap);
+    Infer in;
+    int have_infer = 0;
+    if (!prompt || !chw || !ids || !out || !text) { rc = tool_error("generate", 1, "out of memory"); goto done; }
+    if (q) snprintf(prompt, plen, "question: %s answer:", q);
+    else snprintf(prompt, plen, "question:");
+
+    if (draw) {
+        Image copy;
+        if (image_alloc(&copy, orig.w, orig.h)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+        memcpy(copy.rgb, orig.rgb, 3 * (size_t)orig.w * orig.h);
+        DrawBox db[MODEL_MAX_REGIONS];
+        for (int k = 0; k < n; k++) db[k] = (DrawBox){boxes[k][0], boxes[k][1], boxes[k][2], boxes[k][3], k};
+        draw_boxes(&copy, db, n, DRAW_LABEL_AUTO);
+        int e = image_save_png(draw, &copy);
+        image_free(&copy);
+        if (e) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+    }
+    if (infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
+        rc = tool_error("generate", 1, "%s", vcm_error());
+        goto done;
+    }
+    long np = bpe_encode(&tok, prompt, strlen(prompt), ids + 1, plen);
+    if (np < 0) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+    ids[0] = BPE_BOS;
+    if (np + 1 > cfg->max_text) {
+        rc = tool_error("generate", 2, "the prompt is %ld tokens; the model reads at most %d", np + 1, cfg->max_text);
+        goto done;
+    }
+    int nreg = cfg->region_input == REGION_INPUT_ROI ? n : 0;
+    int n_regions[1] = {nreg};
+    Batch b = {1, chw, nreg, &mboxes[0][0], n_regions, (int)np + 1, ids, NULL};
+    if (infer_init(&in, &m)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+    have_infer = 1;
+    double t0 = now_seconds(), t_decode = 0;
+    long n_new = 0;
+    if (infer_prefill(&in, &b)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+    double t_prefill = now_seconds() - t0;
+    GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, tok.vocab, n};
+    for (int s = 0; s < samples; s++) {
+        if (s) infer_rewind(&in);
+        uint64_t rng = mix64((uint64_t)seed * 0x9E3779B97F4A7C15ULL + mix64((uint64_t)s + 1));
+        int nout;
+        double lp;
+        double ts = now_seconds();
+        if (infer_generate(&in, &gp, &rng, out, cfg->max_text + 1, &nout, &lp)) {
+            rc = tool_error("generate", 1, "%s", vcm_error());
+            goto done;
+        }
+        t_decode += now_seconds() - ts;
+        n_new += nout;
+        size_t pl = strlen(prompt);
+        memcpy(text, prompt, pl);
+        long tl = bpe_decode(&tok, out, (size_t)nout, text + pl, text_cap - pl - 1, 1);
+        if (tl < 0) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+        if ((size_t)tl > text_cap - pl - 1) tl = (long)(text_cap - pl - 1);
+        text[pl + (size_t)tl] = 0;
+        QarParts parts;
+        infer_split_text(text, &parts);
+        printf("{\"sample\":%d", s);
+        put_part("question", parts.q, parts.qn);
+        put_part("answer", parts.a, parts.an);
+        put_part("rationale", parts.r, parts.rn);
+        printf(",\"logprob\":");
+        json_put_number(stdout, lp);
+        printf(",\"tokens\":%d,\"eos\":%s,\"text\":", nout, nout && out[nout - 1] == BPE_EOS ? "true" : "false");
+        json_put_string(stdout, text, strlen(text));
+        printf("}\n");
+        fflush(stdout);
+    }
+    if (timing)
+        fprintf(stderr, "{\"prefill_positions\":%d,\"prefill_ms\":%.3f,\"new_tokens\":%ld,\"decode_ms\":%.3f,\"tokens_per_s\":%.1f}\n",
+                in.prefix + in.prompt_len, 1e3 * t_prefill, n_new, 1e3 * t_decode, t_decode > 0 ? (double)n_new / t_decode : 0.0);
+    rc = 0;
+done:
+    if (have_infer) infer_free(&in);
+    free(prompt); free(chw); free(ids); free(out); free(text); free(q);
+    image_free(&orig);
+    infer_unload(&m, &tok);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/* vcm score: the log-probability of every token of a text, given an image and its
+ * regions — the primitive under multiple choice (docs/INFERENCE.md). */
+#include "tools/infer_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *USAGE =
+    "usage: vcm score --model M.vcm --tokenizer T.tok --image IMG [--region x0,y0,x1,y1 ...]\n"
+    "                 --text \"question: ... answer: ...\" [--prompt-len-from \"answer:\"] [--eos]\n"
+    "\n"
+    "Teacher-forced log-probabilities of the text's tokens after <bos> (the text is scored as\n"
+    "given: the corpus's form is lower case with punctuation as separate words). With\n"
+    "--prompt-len-from S only the tokens after the first S count in sum and mean. One JSON\n"
+    "object on stdout: tokens, ids, logprobs (every token), first_scored, n, sum, mean.";
+
+int cmd_score(int argc, char **argv) {
+    const char *model = NULL, *tok_path = NULL, *image = NULL, *text = NULL, *from = NULL;
+    FlagList regions = {0};
+    int eos = 0, threads = 0;
+    Flag flags[] = {
+        {"model", 's', &model, "checkpoint from vcm train (required)"},
+        {"tokenizer", 's', &tok_path, "its tokenizer (required)"},
+        {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (required)"},
+        {"region", 'L', &regions, "x0,y0,x1,y1 in image pixels; repeat for [1], [2], ..."},
+        {"text", 's', &text, "the text to score (required)"},
+        {"prompt-len-from", 's', &from, "score only what follows the first occurrence of this string"},
+        {"eos", 'b', &eos, "append <eos> and score it too (the text is complete)"},
+        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
+        {0}};
+    int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? 0 : rc;
+    float boxes[MODEL_MAX_REGIONS][4], mboxes[MODEL_MAX_REGIONS][4];
+    int n = 0;
+    if ((rc = infer_parse_regions("score", &regions, boxes, &n))) return rc;
+    size_t prompt_bytes = 0;
+    if (from) {
+        const char *at = *from ? strstr(text, from) : NULL;
+        if (!at) return tool_error("score", 2, "--prompt-len-from \"%s\" does not occur in --text", from);
+        prompt_bytes = (size_t)(at - text) + strlen(from);
+    }
+    if (infer_max_mention(text) >= n)
+        return tool_error("score", 2, "--text mentions [%d] but %d region%s given", infer_max_mention(text), n,
+                          n == 1 ? " was" : "s were");
+    vcm_threads_init(threads);
+    Image orig = {0};
+    if (image_load(image, &orig)) return tool_error("score", 2, "%s", vcm_error());
+    if ((rc = infer_check_regions("score", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
+        image_free(&orig);
+        return rc;
+    }
+    Student m;
+    Tokenizer tok;
+    if ((rc = infer_load("score", model, tok_path, &m, &tok))) { image_free(&orig); return rc; }
+    const ModelConfig *cfg = &m.cfg;
+    size_t len = strlen(text);
+    float *chw = malloc(sizeof(float) * 3 * (size_t)cfg->image * cfg->image);
+    int32_t *ids = malloc(sizeof(int32_t) * (len + 3)), *pids = malloc(sizeof(int32_t) * (len + 1));
+    int32_t *targets = malloc(sizeof(int32_t) * (len + 3));
+    double *lp = malloc(sizeof(double) * (len + 3));
+    Graph g = {0};
+    int have_graph = 0;
+    if (!chw || !ids || !pids || !targets || !lp) { rc = tool_error("score", 1, "out of memory"); goto done; }
+    long nt = bpe_encode(&tok, text, len, ids + 1, len + 1);
+    if (nt < 0) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
+    ids[0] = BPE_BOS;
+    int total = (int)nt + 1;
+    if (eos) ids[total++] = BPE_EOS;
+    /* The prompt's tokens must be a prefix of the text's: it has to end where a token does. */
+    int first = 1;
+    if (from) {
+        long np = bpe_encode(&tok, text, prompt_bytes, pids, len + 1);
+        if (np < 0) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
+        if (np > nt || memcmp(pids, ids + 1, sizeof(int32_t) * (size_t)np)) {
+            rc = tool_error("score", 2, "--prompt-len-from \"%s\" does not end at a token boundary of --text", from);
+            goto done;
+        }
+        first = (int)np + 1;
+    }
+    if (total < 2) { rc = tool_error("score", 2, "--text is empty"); goto done; }
+    if (total - 1 > cfg->max_text) {
+        rc = tool_error("score", 2, "--text is %d tokens with <bos>%s; the model reads at most %d", total - (eos ? 1 : 0),
+                        eos ? " (and <eos>)" : "", cfg->max_text);
+        goto done;
+    }
+    if (infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
+        rc = tool_error("score", 1, "%s", vcm_error());
+        goto done;
+    }
+    int T = total - 1;
+    for (int t = 0; t < T; t++) targets[t] = ids[t + 1];
+    int nreg = cfg->region_input == REGION_INPUT_ROI ? n : 0;
+    int n_regions[1] = {nreg};
+    Batch b = {1, chw, nreg, &mboxes[0][0], n_regions, T, ids, targets};
+    if (graph_init(&g, (size_t)8 << 20)) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
+    have_graph = 1;
+    g.grad_enabled = 0;
+    if (student_target_logprobs(&g, &m, &b, lp)) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
+    double sum = 0;
+    int scored = 0;
+    for (int i = first; i < total; i++) { sum += lp[i - 1]; scored++; }
+    printf("{\"tokens\":[");
+    for (int i = 1; i < total; i++) {
+        size_t tl;
+        const char *s = bpe_token_text(&tok, ids[i], &tl);
+        if (i > 1) putchar(',');
+        json_put_string(stdout, s ? s : "", s ? tl : 0);
+    }
+    printf("],\"ids\":[");
+    for (int i = 1; i < total; i++) printf("%s%d", i > 1 ? "," : "", ids[i]);
+    printf("],\"logprobs\":[");
+    for (int i = 1; i < total; i++) {
+        if (i > 1) putchar(',');
+        json_put_number(stdout, lp[i - 1]);
+    }
+    printf("],\"first_scored\":%d,\"n\":%d,\"sum\":", first - 1, scored);
+    json_put_number(stdout, sum);
+    printf(",\"mean\":");
+    if (scored) json_put_number(stdout, sum / scored);
+    else fputs("null", stdout);
+    printf("}\n");
+    rc = 0;
+done:
+    if (have_graph) graph_free(&g);
+    free(chw); free(ids); free(pids); free(targets); free(lp);
+    image_free(&orig);
+    infer_unload(&m, &tok);
+    return rc;
+}

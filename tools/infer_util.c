@@ -1,0 +1,175 @@
+/* What vcm generate, score and eval share: model + tokenizer loading, --region boxes,
+ * the model's image input, the question's normal form, the text's parts, JSON strings. */
+#include "tools/infer_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int infer_load(const char *cmd, const char *model_path, const char *tok_path, Student *m, Tokenizer *tok) {
+    memset(m, 0, sizeof *m);
+    memset(tok, 0, sizeof *tok);
+    if (student_load(model_path, m, NULL)) return tool_error(cmd, 2, "bad checkpoint: %s", vcm_error());
+    if (bpe_load(tok_path, tok)) {
+        student_free(m);
+        return tool_error(cmd, 2, "%s", vcm_error());
+    }
+    if (tok->vocab > m->cfg.vocab) {
+        int tv = tok->vocab, mv = m->cfg.vocab;
+        infer_unload(m, tok);
+        return tool_error(cmd, 2, "%s has %d ids but the model %s only %d: not its tokenizer", tok_path, tv,
+                          model_path, mv);
+    }
+    return 0;
+}
+
+void infer_unload(Student *m, Tokenizer *tok) {
+    student_free(m);
+    bpe_free(tok);
+}
+
+int infer_parse_regions(const char *cmd, const FlagList *l, float (*boxes)[4], int *n) {
+    if (l->n > MODEL_MAX_REGIONS)
+        return tool_error(cmd, 2, "%d --region flags: at most %d regions", l->n, MODEL_MAX_REGIONS);
+    for (int k = 0; k < l->n; k++) {
+        const char *s = l->v[k];
+        char *end = (char *)s;
+        for (int c = 0; c < 4; c++) {
+            errno = 0;
+            const char *at = end;
+            double v = strtod(at, &end);
+            if (errno || end == at || !isfinite(v) || (c < 3 && *end != ',') || (c == 3 && *end))
+                return tool_error(cmd, 2, "--region %d (\"%s\"): want x0,y0,x1,y1 in image pixels", k + 1, s);
+            boxes[k][c] = (float)v;
+            if (c < 3) end++;
+        }
+    }
+    *n = l->n;
+    return 0;
+}
+
+int infer_check_regions(const char *cmd, const FlagList *l, const float (*boxes)[4], int n, int w, int h) {
+    for (int k = 0; k < n; k++) {
+        const float *b = boxes[k];
+        if (b[2] < b[0] || b[3] < b[1])
+            return tool_error(cmd, 2, "--region %d (\"%s\"): %s", k + 1, l->v[k], b[2] < b[0] ? "x1 < x0" : "y1 < y0");
+        if (b[0] < 0 || b[1] < 0 || b[2] > (float)w || b[3] > (float)h)
+            return tool_error(cmd, 2, "--region %d (\"%s\"): outside the %dx%d image", k + 1, l->v[k], w, h);
+    }
+    return 0;
+}
+
+int infer_image_input(const ModelConfig *cfg, const Image *orig, const float (*boxes)[4], int n,
+                      float *chw, float (*mboxes)[4]) {
+    Image small;
+    int rc = image_resize(orig, cfg->image, cfg->image, &small);
+    if (rc) return rc;
+    ImageScale sc = image_scale(orig->w, orig->h, cfg->image, cfg->image);
+    float lim = (float)cfg->image;
+    for (int k = 0; k < n; k++) {
+        image_scale_box(sc, boxes[k], mboxes[k]);
+        for (int c = 0; c < 4; c++) mboxes[k][c] = mboxes[k][c] < 0 ? 0 : mboxes[k][c] > lim ? lim : mboxes[k][c];
+    }
+    model_image(cfg, small.rgb, (const float(*)[4])mboxes, n, chw);
+    image_free(&small);
+    return VCM_OK;
+}
+
+char *infer_normalize_question(const char *q) {
+    size_t n = strlen(q);
+    char *out = malloc(2 * n + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)q[i];
+        if (isspace(ch)) {
+            if (o && out[o - 1] != ' ') out[o++] = ' ';
+            continue;
+        }
+        /* punctuation that ends a word becomes its own word, as in the corpus */
+        if (strchr(".,?!;:", ch) && ch && o && out[o - 1] != ' ' &&
+            (i + 1 == n || isspace((unsigned char)q[i + 1]) || strchr(".,?!;:", q[i + 1])))
+            out[o++] = ' ';
+        out[o++] = (char)tolower(ch);
+    }
+    while (o && out[o - 1] == ' ') o--;
+    out[o] = 0;
+    return out;
+}
+
+int infer_max_mention(const char *s) {
+    int best = -1;
+    for (const char *p = strchr(s, '['); p; p = strchr(p + 1, '[')) {
+        int k;
+        size_t len = strlen(p);
+        if (bpe_piece(p, len, &k) && k > best) best = k;
+    }
+    return best;
+}
+
+static void trimmed(const char *s, size_t n, const char **out, size_t *on) {
+    while (n && isspace((unsigned char)*s)) { s++; n--; }
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    *out = s;
+    *on = n;
+}
+
+void infer_split_text(const char *text, QarParts *p) {
+    memset(p, 0, sizeof *p);
+    const char *q = strstr(text, "question:");
+    const char *a = strstr(q ? q : text, "answer:");
+    const char *r = strstr(a ? a : q ? q : text, "rationale:");
+    const char *end = text + strlen(text);
+    if (q) trimmed(q + 9, (size_t)((a ? a : r ? r : end) - (q + 9)), &p->q, &p->qn);
+    if (a) trimmed(a + 7, (size_t)((r ? r : end) - (a + 7)), &p->a, &p->an);
+    if (r) trimmed(r + 10, (size_t)(end - (r + 10)), &p->r, &p->rn);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not one. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
+    else return 0;
+    if (len > n) return 0;
+    unsigned cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+void json_put_string(FILE *f, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') { fputc('\\', f); fputc(c, f); i++; continue; }
+        if (c < 0x20) {
+            if (c == '\n') fputs("\\n", f);
+            else if (c == '\t') fputs("\\t", f);
+            else if (c == '\r') fputs("\\r", f);
+            else fprintf(f, "\\u%04x", c);
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(u + i, n - i);
+        if (!l) { fputs("\xEF\xBF\xBD", f); i++; continue; }
+        fwrite(u + i, 1, l, f);
+        i += l;
+    }
+    fputc('"', f);
+}
+
+void json_put_number(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.6f", v);
+    else fputs("null", f);
+}

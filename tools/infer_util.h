@@ -1,0 +1,46 @@
+/* tools/infer_util.h — private to the inference commands (vcm generate, score, eval):
+ * loading a student with its tokenizer, --region boxes, one image as the model's input,
+ * the prompt text, and JSON strings for text the model wrote. */
+#ifndef VCM_INFER_UTIL_H
+#define VCM_INFER_UTIL_H
+
+#include "tools/tools.h"
+#include "train/train.h"
+
+#include <stdio.h>
+
+/* The checkpoint and the tokenizer; a bad or missing file, or a tokenizer with more ids
+ * than the model, prints the reason and returns 2 (else 0). On failure nothing is held. */
+int infer_load(const char *cmd, const char *model_path, const char *tok_path, Student *m, Tokenizer *tok);
+void infer_unload(Student *m, Tokenizer *tok);
+
+/* --region x0,y0,x1,y1 flags (original image pixels) into boxes; at most
+ * MODEL_MAX_REGIONS. Returns 0, or 2 with a message naming the flag. */
+int infer_parse_regions(const char *cmd, const FlagList *l, float (*boxes)[4], int *n);
+/* Every box inside a w×h image with x0 <= x1, y0 <= y1. Returns 0, or 2 naming the flag. */
+int infer_check_regions(const char *cmd, const FlagList *l, const float (*boxes)[4], int n, int w, int h);
+
+/* The model's input from the original image, as training makes it: resized to
+ * cfg->image, boxes scaled with it and clamped (into mboxes), drawn when the model's
+ * region input is draw, normalised CHW into chw (3·image² floats). */
+int infer_image_input(const ModelConfig *cfg, const Image *orig, const float (*boxes)[4], int n,
+                      float *chw, float (*mboxes)[4]);
+
+/* A question as the corpus renders it: lower case, punctuation . , ? ! ; : split from
+ * the word before it, single spaces. malloc'd; NULL on out of memory. */
+char *infer_normalize_question(const char *q);
+/* The highest k of the mentions [k] in s, or -1. */
+int infer_max_mention(const char *s);
+
+/* "question: Q answer: A rationale: R" cut at its markers (each part trimmed);
+ * a part whose marker is absent is NULL. */
+typedef struct QarParts { const char *q, *a, *r; size_t qn, an, rn; } QarParts;
+void infer_split_text(const char *text, QarParts *out);
+
+/* A JSON string literal of n bytes: escapes as JSON requires, valid UTF-8 kept, every
+ * invalid byte written as U+FFFD (a model can stop in the middle of a character). */
+void json_put_string(FILE *f, const char *s, size_t n);
+/* A number, or null when it is not finite. */
+void json_put_number(FILE *f, double v);
+
+#endif
