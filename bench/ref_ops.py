@@ -7,9 +7,14 @@ torch.set_num_threads(--threads). Inputs and upstream gradients are prepared bef
 """
 import argparse
 import math
+import os
 import time
 
-import torch
+# Passive OpenMP waiting unless the caller chose otherwise; bench_ops.c does the same
+# (see there why). Must be set before torch loads libgomp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 CONFIGS = {

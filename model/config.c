@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifndef VCM_NANO_ROI_PIXELS
+#define VCM_NANO_ROI_PIXELS 0
+#endif
 static const ModelConfig CONFIGS[] = {
-    /* name    image patch  vit d/L/H      dec d/L/H      vocab  text  region input */
-    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI},
-    {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI},
-    {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI},
+    /* name    image patch  vit d/L/H      dec d/L/H      vocab  text  region input      pixels */
+    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, VCM_NANO_ROI_PIXELS},
+    {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI, 0},
+    {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI, 0},
 };
 
 int model_config_named(const char *name, ModelConfig *c) {
@@ -34,9 +37,10 @@ int model_config_to_json(const ModelConfig *c, char *buf, size_t size) {
     int n = snprintf(buf, size,
                      "{\"name\":\"%s\",\"image\":%d,\"patch\":%d,\"vit_d\":%d,\"vit_layers\":%d,"
                      "\"vit_heads\":%d,\"dec_d\":%d,\"dec_layers\":%d,\"dec_heads\":%d,\"vocab\":%d,"
-                     "\"max_text\":%d,\"region_input\":\"%s\"}",
+                     "\"max_text\":%d,\"region_input\":\"%s\",\"roi_pixels\":%d}",
                      c->name, c->image, c->patch, c->vit_d, c->vit_layers, c->vit_heads, c->dec_d,
-                     c->dec_layers, c->dec_heads, c->vocab, c->max_text, region_input_name(c->region_input));
+                     c->dec_layers, c->dec_heads, c->vocab, c->max_text, region_input_name(c->region_input),
+                     c->roi_pixels);
     if (n < 0 || (size_t)n >= size) return vcm_fail(VCM_ERR, "config JSON needs %d bytes", n);
     return VCM_OK;
 }
@@ -73,6 +77,8 @@ int model_config_from_json(const char *text, ModelConfig *c) {
     if (!rc) rc = get_int(o, "dec_heads", 1, 1024, &c->dec_heads);
     if (!rc) rc = get_int(o, "vocab", 19, 1 << 24, &c->vocab);
     if (!rc) rc = get_int(o, "max_text", 2, 1 << 16, &c->max_text);
+    /* roi_pixels came later: absent means 0 */
+    if (!rc && json_object_get(o, "roi_pixels")) rc = get_int(o, "roi_pixels", 0, 64, &c->roi_pixels);
     if (!rc && !json_is_string(ri)) rc = vcm_fail(VCM_EINPUT, "config: \"region_input\" missing");
     if (!rc) rc = region_input_parse(json_string_value(ri), &c->region_input);
     if (!rc && (c->image % c->patch || c->vit_d % c->vit_heads || c->dec_d % c->dec_heads))

