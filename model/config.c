@@ -5,12 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifndef VCM_NANO_ROI_PIXELS
-#define VCM_NANO_ROI_PIXELS 0
-#endif
 static const ModelConfig CONFIGS[] = {
     /* name    image patch  vit d/L/H      dec d/L/H      vocab  text  region input      pixels */
-    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, VCM_NANO_ROI_PIXELS},
+    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, 8},
     {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI, 0},
     {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI, 0},
 };

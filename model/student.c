@@ -3,17 +3,9 @@
 #include "model/model.h"
 #include "lm/lm.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef VCM_BRIDGE_SMALL_INIT
-#define VCM_BRIDGE_SMALL_INIT 1
-#endif
-static float bridge_std(int fan_in) {
-    return VCM_BRIDGE_SMALL_INIT ? NN_INIT_STD / sqrtf((float)fan_in) : NN_INIT_STD;
-}
 
 int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
@@ -31,16 +23,12 @@ int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     if (!rc) rc = blocks_declare(m->vit_blocks, c->vit_layers, ps, "vit.blocks", c->vit_d, c->vit_heads,
                                  nn_resid_std(c->vit_layers ? c->vit_layers : 1));
     if (!rc) rc = layernorm_declare(&m->vit_norm, ps, "vit.norm", c->vit_d);
-    /* The bridge starts with outputs of the same size as a token embedding (std 0.02):
-     * with the usual 0.02 weights a projected feature would be sqrt(fan_in) times larger
-     * and drown the E_tok["[k]"] that names the region (docs/MODEL.md). */
-    float bs = bridge_std(c->vit_d);
-    if (!rc) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, bs);
-    if (!rc) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, bs);
-    if (!rc) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, bridge_std(4));
+    if (!rc) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
+    if (!rc) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
+    if (!rc) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, NN_INIT_STD);
     if (!rc && c->roi_pixels > 0)
         rc = linear_declare(&m->pix_proj, ps, "bridge.pix_proj", 3 * c->roi_pixels * c->roi_pixels, c->dec_d, 1,
-                            bridge_std(3 * c->roi_pixels * c->roi_pixels));
+                            NN_INIT_STD);
     if (!rc) rc = embedding_declare(&m->tok, ps, "dec.tok", c->vocab, c->dec_d, NN_INIT_STD);
     if (!rc) rc = embedding_declare(&m->pos, ps, "dec.pos", model_max_seq(c), c->dec_d, NN_INIT_STD);
     if (!rc) rc = blocks_declare(m->dec_blocks, c->dec_layers, ps, "dec.blocks", c->dec_d, c->dec_heads,

@@ -8,9 +8,12 @@
  * loop never becomes an FMA; here FMAs are explicit.
  *
  * vf_exp: Cody–Waite range reduction exp(x) = 2^n·exp(r), |r| ≤ ln2/2, and a degree-7
- * polynomial (Cephes' expf coefficients); max relative error ≈ 2e-7 (about 2 ulp) on
- * [-87.3, 88.3]. Below -87.3 (and -inf) it returns 0; above 88.3 it saturates at
- * exp(88.3); NaN propagates. vm_expf is the same computation on one float, so a scalar
+ * polynomial (Cephes' expf coefficients); measured against double exp on every 63rd
+ * float of [-87, 88] (35.5 M points): worst 0.994 ulp, max relative error 8.2e-8
+ * (glibc expf: 0.502 ulp). Where the softmax / attention gradients cancel, what
+ * mattered was not this but the error shared along a row (see vm_dot_f64's callers).
+ * Below -87.3 (and -inf) it returns 0; above 88.3 it saturates at exp(88.3); NaN
+ * propagates. vm_expf is the same computation on one float, so a scalar
  * tail gives bitwise the same value as a vector lane.
  */
 #ifndef VCM_VECMATH_H
@@ -157,11 +160,9 @@ static inline double vm_dot_f64(const float *a, const float *b, int n, double *s
 #if defined(__AVX512F__)
     __m512d d0 = _mm512_setzero_pd(), d1 = _mm512_setzero_pd(), s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (; j + 16 <= n; j += 16) {
-        __m512 va = _mm512_loadu_ps(a + j), vb = _mm512_loadu_ps(b + j);
-        __m512d alo = _mm512_cvtps_pd(_mm512_castps512_ps256(va));
-        __m512d ahi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(va), 1)));
-        __m512d blo = _mm512_cvtps_pd(_mm512_castps512_ps256(vb));
-        __m512d bhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(vb), 1)));
+        /* 256-bit loads widened in one instruction each (no lane extracts) */
+        __m512d alo = _mm512_cvtps_pd(_mm256_loadu_ps(a + j)), ahi = _mm512_cvtps_pd(_mm256_loadu_ps(a + j + 8));
+        __m512d blo = _mm512_cvtps_pd(_mm256_loadu_ps(b + j)), bhi = _mm512_cvtps_pd(_mm256_loadu_ps(b + j + 8));
         d0 = _mm512_fmadd_pd(alo, blo, d0);
         d1 = _mm512_fmadd_pd(ahi, bhi, d1);
         s0 = _mm512_add_pd(s0, blo);
@@ -174,9 +175,8 @@ static inline double vm_dot_f64(const float *a, const float *b, int n, double *s
 #elif defined(__AVX2__) && defined(__FMA__)
     __m256d d0 = _mm256_setzero_pd(), d1 = _mm256_setzero_pd(), s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     for (; j + 8 <= n; j += 8) {
-        __m256 va = _mm256_loadu_ps(a + j), vb = _mm256_loadu_ps(b + j);
-        __m256d alo = _mm256_cvtps_pd(_mm256_castps256_ps128(va)), ahi = _mm256_cvtps_pd(_mm256_extractf128_ps(va, 1));
-        __m256d blo = _mm256_cvtps_pd(_mm256_castps256_ps128(vb)), bhi = _mm256_cvtps_pd(_mm256_extractf128_ps(vb, 1));
+        __m256d alo = _mm256_cvtps_pd(_mm_loadu_ps(a + j)), ahi = _mm256_cvtps_pd(_mm_loadu_ps(a + j + 4));
+        __m256d blo = _mm256_cvtps_pd(_mm_loadu_ps(b + j)), bhi = _mm256_cvtps_pd(_mm_loadu_ps(b + j + 4));
         d0 = _mm256_fmadd_pd(alo, blo, d0);
         d1 = _mm256_fmadd_pd(ahi, bhi, d1);
         s0 = _mm256_add_pd(s0, blo);

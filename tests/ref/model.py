@@ -64,7 +64,7 @@ SEED = 1234          # the student_init seed of the C side
 # model/config.c, plus the reduced config of the tests (same architecture).
 CONFIGS = {
     "nano": dict(image=64, patch=8, vit_d=128, vit_layers=4, vit_heads=4, dec_d=128, dec_layers=4,
-                 dec_heads=4, vocab=2048, max_text=64),
+                 dec_heads=4, vocab=2048, max_text=64, roi_pixels=8),
     "small": dict(image=224, patch=16, vit_d=384, vit_layers=6, vit_heads=6, dec_d=384, dec_layers=6,
                   dec_heads=6, vocab=8192, max_text=96),
     "tiny": dict(image=32, patch=8, vit_d=16, vit_layers=2, vit_heads=2, dec_d=16, dec_layers=2,
