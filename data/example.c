@@ -8,13 +8,7 @@
 #include <string.h>
 
 /* splitmix64: one 64-bit state, good enough for coin flips and shuffles. */
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-static uint32_t rng_below(uint64_t *s, uint32_t n) { return (uint32_t)(((rng_next(s) >> 32) * n) >> 32); }
+static uint32_t rng_below(uint64_t *s, uint32_t n) { return (uint32_t)(((vcm_rng_next(s) >> 32) * n) >> 32); }
 
 /* ---------------------------------------------------------------- text */
 
@@ -152,7 +146,7 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
             if (find_id(use.id, use.n, r->region_all[i]) < 0 && region_entry_box(e, r->region_all[i]) &&
                 !region_entry_box(e, r->region_all[i])->bad)
                 use.id[use.n++] = r->region_all[i];
-    if (mode == EXAMPLE_TRAIN && (rng_next(rng) >> 63)) {
+    if (mode == EXAMPLE_TRAIN && (vcm_rng_next(rng) >> 63)) {
         use = ref;
         /* All the image's regions (region_all when given, else the mapping's, minus
          * boxes marked bad), shuffled; with more than 16, the referenced ones plus a

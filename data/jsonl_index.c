@@ -435,16 +435,10 @@ int jsonl_index_cache(JsonlIndex *ix, int n_spans) {
     return VCM_OK;
 }
 
-static uint64_t mix(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static void shuffle(long *a, long n, uint64_t *rng) {
     for (long i = n - 1; i > 0; i--) {
-        long j = (long)(mix(rng) % (uint64_t)(i + 1));
+        long j = (long)(vcm_rng_next(rng) % (uint64_t)(i + 1));
         long t = a[i]; a[i] = a[j]; a[j] = t;
     }
 }

@@ -75,14 +75,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
-static double uniform01(uint64_t *s) { return (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double uniform01(uint64_t *s) { return (double)(vcm_rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
 
 /* The seed sent with an image's requests: from the run's seed and the image name only,
  * so it does not depend on the order in which images are handled. */
@@ -90,7 +84,7 @@ static uint32_t image_seed(uint64_t seed, const char *image) {
     uint64_t h = 1469598103934665603ULL;
     for (const char *s = image; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     uint64_t s = seed ^ h;
-    return (uint32_t)(splitmix64(&s) & 0x7fffffff);
+    return (uint32_t)(vcm_rng_next(&s) & 0x7fffffff);
 }
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *user) {

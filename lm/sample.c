@@ -2,18 +2,13 @@
  * The random draw comes from the caller's seeded generator, so the same seed gives
  * the same text. */
 #include "lm/lm.h"
+#include "tensor/tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t lm_rng_next(uint64_t *state) {
-    /* splitmix64: tiny, good enough for sampling, identical on every machine */
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+uint64_t lm_rng_next(uint64_t *state) { return vcm_rng_next(state); }
 
 double lm_rng_uniform(uint64_t *state) { return (double)(lm_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); }
 

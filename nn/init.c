@@ -11,12 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
+static uint64_t splitmix64(uint64_t x) { return vcm_hash64(x); }
 
 uint64_t nn_param_key(uint64_t seed, const char *name) {
     uint64_t h = 0xCBF29CE484222325ULL; /* FNV-1a */

@@ -46,7 +46,7 @@ for b in $boxes; do set -- "$@" --region "$b"; done
     --question "what could [0] be used for?" --samples 2 --temperature 0.7 --seed 1 \
     --draw "$DIR/generate_synth.png" > "$DIR/generate_synth.jsonl"
 "$VCM" generate --model "$DIR/nano.vcm" --tokenizer "$DIR/tok.tok" --image "$PHOTO" \
-    --region 120,40,320,420 --region 0,300,200,427 --region 380,0,640,200 --samples 2 --seed 1 \
+    --region 295,125,345,415 --region 0,0,95,427 --region 545,0,640,427 --samples 2 --seed 1 \
     --draw "$DIR/generate_photo.png" > "$DIR/generate_photo.jsonl"
 
 total=$(( $(date +%s) - t0 ))

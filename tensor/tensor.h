@@ -36,6 +36,22 @@ const char *vcm_error(void);
 int vcm_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vcm_clear_error(void);
 
+/* ---------------------------------------------------------------- random numbers
+ * splitmix64, the project's one small generator: seeded, identical on every machine,
+ * good enough for shuffles, coin flips, sampling and initialisation. */
+static inline uint64_t vcm_hash64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+/* The next value of the stream in *state. */
+static inline uint64_t vcm_rng_next(uint64_t *state) {
+    uint64_t x = *state;
+    *state += 0x9E3779B97F4A7C15ULL;
+    return vcm_hash64(x);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 /* Set the OpenMP thread count (OpenBLAS stays single-threaded: our gemm tiles run on

@@ -14,11 +14,6 @@ static const char *USAGE =
     "given. Without --question the model writes the question too. One JSON line per sample on\n"
     "stdout: {\"sample\", \"question\", \"answer\", \"rationale\", \"logprob\", \"tokens\", \"text\"}.";
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
 
 static void put_part(const char *name, const char *s, size_t n) {
     printf(",\"%s\":", name);
@@ -128,7 +123,7 @@ int cmd_generate(int argc, char **argv) {
     GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, tok.vocab, n};
     for (int s = 0; s < samples; s++) {
         if (s) infer_rewind(&in);
-        uint64_t rng = mix64((uint64_t)seed * 0x9E3779B97F4A7C15ULL + mix64((uint64_t)s + 1));
+        uint64_t rng = vcm_hash64((uint64_t)seed * 0x9E3779B97F4A7C15ULL + vcm_hash64((uint64_t)s + 1));
         int nout;
         double lp;
         double ts = now_seconds();

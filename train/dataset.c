@@ -97,11 +97,6 @@ typedef struct Sample {
     char err[512];
 } Sample;
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
 
 /* Read and parse record i (sequential: the index is not thread-safe). */
 static int read_record(Dataset *d, long i, Sample *s) {
@@ -149,7 +144,7 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
             snprintf(path, sizeof path, "%s/%s", d->images_root, x->rec.image);
             x->rc = rgb ? image_cache_get(d->cache, path, cfg->image, rgb, &ow, &oh) : vcm_fail(VCM_ERR, "out of memory");
             Example ex;
-            uint64_t rng = mix64(seed ^ mix64(sample0 + (uint64_t)i + 1));
+            uint64_t rng = vcm_hash64(seed ^ vcm_hash64(sample0 + (uint64_t)i + 1));
             if (!x->rc) x->rc = example_build(&x->rec, x->entry, ow, oh, cfg->image, cfg->image, &rng, mode, &ex);
             if (!x->rc) {
                 x->n_regions = ex.n_regions > MODEL_MAX_REGIONS ? MODEL_MAX_REGIONS : ex.n_regions;

@@ -31,19 +31,13 @@ void train_options_default(TrainOptions *o) {
     o->cache_bytes = (size_t)1 << 30;
 }
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
 
 /* The order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch). */
 static void epoch_order(long *perm, long n, uint64_t seed, long epoch) {
     for (long i = 0; i < n; i++) perm[i] = i;
-    uint64_t s = mix64(seed ^ mix64((uint64_t)epoch + 0x51ED));
+    uint64_t s = vcm_hash64(seed ^ vcm_hash64((uint64_t)epoch + 0x51ED));
     for (long i = n - 1; i > 0; i--) {
-        s = mix64(s);
+        s = vcm_hash64(s);
         long j = (long)((s >> 11) % (uint64_t)(i + 1));
         long t = perm[i]; perm[i] = perm[j]; perm[j] = t;
     }
