@@ -9,8 +9,8 @@ BUILD=${1:-build}
 VCM="$BUILD/vcm"
 DIR=${DEMO_DIR:-demo}
 IMAGES=${DEMO_IMAGES:-3000}
-STEPS=${DEMO_STEPS:-1500}
-BATCH=${DEMO_BATCH:-32}
+STEPS=${DEMO_STEPS:-3000}
+BATCH=${DEMO_BATCH:-16}
 SEED=${DEMO_SEED:-1}
 PHOTO=${DEMO_PHOTO:-/usr/lib/python3/dist-packages/skimage/data/rocket.jpg}
 mkdir -p "$DIR"
@@ -28,7 +28,7 @@ stamp "3/5 training the nano student, $STEPS steps of $BATCH (vcm train)"
 t_train=$(date +%s)
 "$VCM" train --config nano --corpus "$DIR/world/corpus.jsonl" --regions "$DIR/world/regions.jsonl" \
     --images-root "$DIR/world" --tokenizer "$DIR/tok.tok" --out "$DIR/nano.vcm" \
-    --steps "$STEPS" --batch "$BATCH" --lr 2e-3 --warmup 100 --seed "$SEED" \
+    --steps "$STEPS" --batch "$BATCH" --lr 3e-3 --warmup 100 --seed "$SEED" \
     --log "$DIR/train.csv" --log-every 50 --ckpt-every 500 > "$DIR/train.json"
 train_s=$(( $(date +%s) - t_train ))
 
