@@ -15,7 +15,10 @@ if [ -z "$OPENBLAS_CORETYPE" ] && [ -x "$BUILD/vcm" ]; then
     OPENBLAS_CORETYPE=$("$BUILD/vcm" --blas-core); export OPENBLAS_CORETYPE
 fi
 out=$(mktemp); refs=$(mktemp)
-echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, openblas=${OPENBLAS_CORETYPE:-auto}, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+# Spinning OpenMP threads wait for scheduler ticks whenever anything else runs on the
+# machine, which turns timings into multiples of 4 ms; both sides wait passively.
+: "${OMP_WAIT_POLICY:=PASSIVE}"; export OMP_WAIT_POLICY
+echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, openblas=${OPENBLAS_CORETYPE:-auto}, omp_wait=$OMP_WAIT_POLICY, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for b in "$BUILD"/bench/bench_*; do
     case "$b" in *.d) continue ;; esac
     [ -x "$b" ] || continue
