@@ -167,6 +167,8 @@ int train_student(const TrainOptions *o, TrainResult *res) {
         if (!rc && strcmp(m.cfg.name, cfg.name))
             rc = vcm_fail(VCM_EINPUT, "%s: holds a %s model, not %s", o->out, m.cfg.name, cfg.name);
         if (rc) goto done;
+        free(st.options_json);   /* checked; each save writes this run's options */
+        st.options_json = NULL;
         last_ckpt_step = (long)st.step;
     } else {
         rc = student_init(&m, &cfg, o->seed);
