@@ -183,8 +183,14 @@ static void bench_peak(int reps) {
     free(A); free(B); free(C);
 }
 
+void openblas_set_num_threads(int n);
+
 int main(void) {
     int threads = vcm_threads_init(0);
+    /* vcm keeps OpenBLAS at one thread (its own tiles run on the OpenMP pool); the
+     * reference is plain threaded cblas_sgemm at the same thread count. vcm_gemm sets
+     * OpenBLAS to one thread for each of its calls and restores this afterwards. */
+    openblas_set_num_threads(threads);
     const char *e = getenv("VCM_BENCH_REPS");
     int reps = e && atoi(e) > 0 ? atoi(e) : 15;
     /* The load average says how far to trust the figures on a shared machine. */
