@@ -36,6 +36,15 @@ assert "1 and 2 threads give the same checkpoint" cmp -s "$TMP/c.vcm" "$TMP/d.vc
 check_fails "a non-finite loss stops the run" 1 "last good checkpoint is .*e.vcm \(step [0-9]+\)|not finite" train "$TMP/e.vcm" --steps 30 --ckpt-every 1 --lr 1e30 --clip 1e30 --warmup 1
 assert "the last good checkpoint is intact" sh -c "$VCM export --model '$TMP/e.vcm' --out '$TMP/e.st' >/dev/null 2>&1"
 
+# A gzip corpus trains too (shuffled span by span), and resumes bit-exactly.
+gzip -c "$W/corpus.jsonl" > "$TMP/corpus.jsonl.gz"
+gz() { out=$1; shift; $VCM train --corpus "$TMP/corpus.jsonl.gz" --regions "$W/regions.jsonl" --images-root "$W" \
+    --tokenizer "$TMP/tok.tok" --out "$out" --batch 4 --warmup 2 --seed 5 --steps 4 --ckpt-every 2 --quiet "$@"; }
+check "a .jsonl.gz corpus trains" gz "$TMP/z1.vcm"
+check "a .jsonl.gz run stopped at step 2" gz "$TMP/z2.vcm" --stop-after 2
+check "and resumed" gz "$TMP/z2.vcm" --resume
+assert "gzip resume equals the uninterrupted run" cmp -s "$TMP/z1.vcm" "$TMP/z2.vcm"
+
 # Bad usage and bad input.
 check_fails "missing --corpus" 2 "--corpus is required" $VCM train --regions x --tokenizer y --out z
 check_fails "unknown config" 2 "unknown model config" train "$TMP/f.vcm" --steps 1 --config huge

@@ -17,6 +17,8 @@ int dataset_open(Dataset *d, const char *corpus, const char *regions, const char
     d->images_root = strdup(images_root ? images_root : ".");
     if (!d->corpus_path || !d->images_root) { dataset_close(d); return vcm_fail(VCM_ERR, "out of memory"); }
     int rc = jsonl_index_build(&d->index, corpus, 0);
+    /* gzip: keep the spans of a shuffle group inflated (see the trainer's epoch order) */
+    if (!rc && d->index.gz) rc = jsonl_index_cache(&d->index, 16);
     if (!rc) rc = regionmap_load(regions, &d->map, skip_bad, NULL);
     if (!rc) rc = image_cache_new(&d->cache, cache_bytes, NULL);
     if (!rc && d->index.n == 0) rc = vcm_fail(VCM_EINPUT, "%s: no records", corpus);

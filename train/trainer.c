@@ -32,8 +32,16 @@ void train_options_default(TrainOptions *o) {
 }
 
 
-/* The order of an epoch: a Fisher–Yates shuffle seeded by (seed, epoch). */
-static void epoch_order(long *perm, long n, uint64_t seed, long epoch) {
+/* Spans of a gzip corpus shuffled together (and kept inflated) per group. */
+#define GZ_SHUFFLE_GROUP 16
+
+/* The order of an epoch, a function of (seed, epoch) only. Plain files: a Fisher–Yates
+ * shuffle. Gzip: reading records in a uniform random order would inflate up to 1 MiB
+ * per record, so the spans between access points are shuffled and the records of
+ * GZ_SHUFFLE_GROUP spans at a time mixed together (jsonl_index_shuffle). */
+static int epoch_order(const JsonlIndex *ix, long *perm, long n, uint64_t seed, long epoch) {
+    if (ix->gz) return jsonl_index_shuffle(ix, vcm_hash64(seed ^ vcm_hash64((uint64_t)epoch + 0x51ED)),
+                                           GZ_SHUFFLE_GROUP, perm);
     for (long i = 0; i < n; i++) perm[i] = i;
     uint64_t s = vcm_hash64(seed ^ vcm_hash64((uint64_t)epoch + 0x51ED));
     for (long i = n - 1; i > 0; i--) {
@@ -41,6 +49,7 @@ static void epoch_order(long *perm, long n, uint64_t seed, long epoch) {
         long j = (long)((s >> 11) % (uint64_t)(i + 1));
         long t = perm[i]; perm[i] = perm[j]; perm[j] = t;
     }
+    return VCM_OK;
 }
 
 /* The options that must not change when a run is resumed (else it is another run). */
@@ -213,7 +222,10 @@ int train_student(const TrainOptions *o, TrainResult *res) {
             for (int i = 0; i < o->batch; i++) {
                 uint64_t s = s0 + (uint64_t)i;
                 long epoch = (long)(s / (uint64_t)N), pos = (long)(s % (uint64_t)N);
-                if (epoch != cur_epoch) { epoch_order(perm, N, o->seed, epoch); cur_epoch = epoch; }
+                if (epoch != cur_epoch) {
+                    if ((rc = epoch_order(&train.index, perm, N, o->seed, epoch))) goto done;
+                    cur_epoch = epoch;
+                }
                 idx[i] = perm[pos];
             }
             rc = dataset_batch(&train, idx, o->batch, o->seed, s0, EXAMPLE_TRAIN, &bb);
