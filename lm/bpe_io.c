@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -34,16 +35,28 @@ static uint32_t merges_crc(const int32_t *m, int n) {
     return (uint32_t)crc;
 }
 
+char *bpe_to_text(const Tokenizer *t) {
+    size_t cap = 128 + 24 * (size_t)t->n_merges, n = 0;
+    char *s = malloc(cap);
+    if (!s) { vcm_fail(VCM_ERR, "out of memory: tokenizer text"); return NULL; }
+    n += (size_t)snprintf(s + n, cap - n, "%s %d\npretokenizer %s\nvocab %d\nmerges %d\n", TOK_MAGIC, TOK_VERSION,
+                          TOK_PRETOK, t->vocab, t->n_merges);
+    for (int i = 0; i < t->n_merges; i++)
+        n += (size_t)snprintf(s + n, cap - n, "%d %d\n", t->merges[2 * i], t->merges[2 * i + 1]);
+    snprintf(s + n, cap - n, "crc32 %08x\n", merges_crc(t->merges, t->n_merges));
+    return s;
+}
+
 int bpe_save(const Tokenizer *t, const char *path) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return vcm_fail(VCM_EINPUT, "%s: path too long", path);
+    char *text = bpe_to_text(t);
+    if (!text) return VCM_ERR;
     FILE *f = fopen(tmp, "wb");
-    if (!f) return vcm_fail(VCM_ERR, "%s: cannot create: %s", tmp, strerror(errno));
-    fprintf(f, "%s %d\npretokenizer %s\nvocab %d\nmerges %d\n", TOK_MAGIC, TOK_VERSION, TOK_PRETOK,
-            t->vocab, t->n_merges);
-    for (int i = 0; i < t->n_merges; i++) fprintf(f, "%d %d\n", t->merges[2 * i], t->merges[2 * i + 1]);
-    fprintf(f, "crc32 %08x\n", merges_crc(t->merges, t->n_merges));
+    if (!f) { free(text); return vcm_fail(VCM_ERR, "%s: cannot create: %s", tmp, strerror(errno)); }
+    fputs(text, f);
+    free(text);
     int bad = ferror(f) | fflush(f) | fsync(fileno(f));
     bad |= fclose(f);
     if (bad) {
@@ -154,6 +167,19 @@ static int parse(Lines *L, Tokenizer *t) {
     char what[4200];
     snprintf(what, sizeof what, "%s", L->path);
     return bpe_build_tables(t, what);
+}
+
+int bpe_from_text(const char *text, size_t len, const char *what, Tokenizer *t) {
+    memset(t, 0, sizeof *t);
+    char *buf = malloc(len + 1);
+    if (!buf) return vcm_fail(VCM_ERR, "%s: out of memory", what);
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    Lines L = {what, buf, len, 0, 0, NULL};
+    int rc = parse(&L, t);
+    free(buf);
+    if (rc) bpe_free(t);
+    return rc;
 }
 
 int bpe_load(const char *path, Tokenizer *t) {

@@ -40,6 +40,10 @@ int bpe_train(const char *text, size_t len, int vocab, Tokenizer *t);
 int bpe_save(const Tokenizer *t, const char *path);
 /* A missing, corrupt or truncated file fails with VCM_EINPUT "PATH:LINE: problem". */
 int bpe_load(const char *path, Tokenizer *t);
+/* The .tok text in memory (malloc'd; what a checkpoint embeds) and back; `what` names
+ * the source in messages. */
+char *bpe_to_text(const Tokenizer *t);
+int bpe_from_text(const char *text, size_t len, const char *what, Tokenizer *t);
 void bpe_free(Tokenizer *t);
 
 /* Encode len bytes into ids (cap entries). Never more ids than bytes, so cap = len is

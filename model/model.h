@@ -7,6 +7,7 @@
 
 #include "nn/nn.h"
 #include "vit/vit.h"
+#include "lm/lm.h"
 
 /* How the model learns where the regions are. */
 enum { REGION_INPUT_ROI = 0, REGION_INPUT_DRAW = 1, REGION_INPUT_NONE = 2 };
@@ -74,6 +75,8 @@ typedef struct Student {
     Embedding pos;        /* [max_seq, dec_d] */
     Block *dec_blocks;
     LayerNorm dec_norm;
+    char *tokenizer_text;  /* the .tok text the model was trained with (malloc'd), or NULL;
+                              saved in and loaded from the checkpoint header */
 } Student;
 
 /* Declare and allocate every parameter, initialised from seed. */
@@ -97,11 +100,14 @@ Tensor *student_loss(Graph *g, Student *m, const Batch *b);
 /* Logits at every text position: [B, T, vocab]. */
 Tensor *student_logits(Graph *g, Student *m, const Batch *b);
 
-/* Checkpoints of a student (model/student_io.c): the config JSON in the header, the
+/* Checkpoints of a student (model/student_io.c): the config JSON in the header (with
+ * the tokenizer's text under "tokenizer" when m->tokenizer_text is set), the
  * parameters, and with st the training state. load builds the model from the file's
- * config (student_init) and then reads the values; the seed does not matter. */
+ * config (student_init), reads the values and the tokenizer text if there is one. */
 int student_save(const char *path, const Student *m, const TrainState *st);
 int student_load(const char *path, Student *m, TrainState *st);
+/* The tokenizer saved in a student checkpoint; VCM_EINPUT when it holds none. */
+int student_tokenizer(const Student *m, const char *path, Tokenizer *tok);
 
 /* ================================================================ inference
  * (model/infer.c, model/infer_score.c) — owner: inference. docs/INFERENCE.md
@@ -112,7 +118,6 @@ int student_load(const char *path, Student *m, TrainState *st);
  * a time (text position t has position id student_text_pos0 + t) with matrix-vector
  * products and attention over the cache. Everything a step needs is allocated by
  * infer_init, so decoding does no malloc. */
-#include "lm/lm.h"
 
 typedef struct Infer {
     Student *m;

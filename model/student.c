@@ -44,7 +44,9 @@ void student_free(Student *m) {
     params_free(&m->ps);
     free(m->vit_blocks);
     free(m->dec_blocks);
+    free(m->tokenizer_text);
     m->vit_blocks = m->dec_blocks = NULL;
+    m->tokenizer_text = NULL;
 }
 
 /* A tensor over caller memory that needs no gradient (inputs). */

@@ -33,7 +33,7 @@ t_train=$(date +%s)
 train_s=$(( $(date +%s) - t_train ))
 
 stamp "4/5 multiple-choice evaluation on mc_test (vcm eval)"
-"$VCM" eval --model "$DIR/nano.vcm" --tokenizer "$DIR/tok.tok" --mc "$DIR/world/mc_test.jsonl" \
+"$VCM" eval --model "$DIR/nano.vcm" --mc "$DIR/world/mc_test.jsonl" \
     --regions "$DIR/world/regions.jsonl" --images-root "$DIR/world" > "$DIR/eval.json"
 
 stamp "5/5 generation (vcm generate)"
@@ -42,10 +42,10 @@ img=$(head -1 "$DIR/world/mc_test.jsonl" | sed -E 's/.*"image": *"([^"]*)".*/\1/
 boxes=$(grep -F "\"$img\"" "$DIR/world/regions.jsonl" | head -1 | grep -oE '\[\[[0-9., ]+\]\]' | tr -d '[] ' | head -3)
 set --
 for b in $boxes; do set -- "$@" --region "$b"; done
-"$VCM" generate --model "$DIR/nano.vcm" --tokenizer "$DIR/tok.tok" --image "$DIR/world/$img" "$@" \
+"$VCM" generate --model "$DIR/nano.vcm" --image "$DIR/world/$img" "$@" \
     --question "what could [0] be used for?" --samples 2 --temperature 0.7 --seed 1 \
     --draw "$DIR/generate_synth.png" > "$DIR/generate_synth.jsonl"
-"$VCM" generate --model "$DIR/nano.vcm" --tokenizer "$DIR/tok.tok" --image "$PHOTO" \
+"$VCM" generate --model "$DIR/nano.vcm" --image "$PHOTO" \
     --region 295,125,345,415 --region 0,0,95,427 --region 545,0,640,427 --samples 2 --seed 1 \
     --draw "$DIR/generate_photo.png" > "$DIR/generate_photo.jsonl"
 

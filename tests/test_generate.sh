@@ -16,6 +16,14 @@ assert "tiny world and checkpoint" test -s "$W/m.vcm"
 M="--model $W/m.vcm --tokenizer $W/tok.tok"
 B3="--region 50,60,200,300 --region 250,40,420,400 --region 450,200,600,420"
 
+# ---------------------------------------------------------------- the embedded tokenizer
+check "generate with the tokenizer saved in the checkpoint (no --tokenizer)" "$VCM" generate --model "$W/m.vcm" \
+    --image "$JPG" --region 50,60,200,300 --samples 1 --seed 5 --max-tokens 20 --threads 1
+cp "$TMP/out" "$TMP/gen_embedded"
+check "the same with --tokenizer" "$VCM" generate --model "$W/m.vcm" --tokenizer "$W/tok.tok" \
+    --image "$JPG" --region 50,60,200,300 --samples 1 --seed 5 --max-tokens 20 --threads 1
+assert "embedded and separate tokenizer give the same text" cmp -s "$TMP/out" "$TMP/gen_embedded"
+
 # ---------------------------------------------------------------- generate
 check "generate: 3 regions, 3 samples, --draw" "$VCM" generate $M --image "$JPG" $B3 --samples 3 --seed 5 \
     --max-tokens 40 --draw "$TMP/drawn.png" --threads 1

@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char *USAGE =
-    "usage: vcm eval --model M.vcm --tokenizer T.tok --mc ITEMS.jsonl --regions MAP.jsonl\n"
+    "usage: vcm eval --model M.vcm [--tokenizer T.tok] --mc ITEMS.jsonl --regions MAP.jsonl\n"
     "                [--images-root DIR] [--corpus C.jsonl] [--score mean|sum] [--predictions OUT.jsonl]\n"
     "\n"
     "Scores every choice of every multiple-choice item as the continuation of the prompt\n"
@@ -339,7 +339,7 @@ int cmd_eval(int argc, char **argv) {
     int batch = 32, skip_bad = 0, limit = 0, threads = 0, cache_mb = 256, quiet = 0;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
-        {"tokenizer", 's', &tok_path, "its tokenizer (required)"},
+        {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
         {"mc", 's', &mc, "multiple-choice items, .jsonl or .jsonl.gz (required)"},
         {"regions", 's', &regions, "region mapping of their images (required)"},
         {"images-root", 's', &root, "directory the image paths are relative to (default .)"},

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *USAGE =
-    "usage: vcm generate --model M.vcm --tokenizer T.tok --image IMG --region x0,y0,x1,y1 [--region ...]\n"
+    "usage: vcm generate --model M.vcm [--tokenizer T.tok] --image IMG --region x0,y0,x1,y1 [--region ...]\n"
     "                    [--question \"what is [0] doing?\"] [--samples N] [--temperature T] [--top-k K]\n"
     "                    [--top-p P] [--seed S] [--max-tokens N] [--draw OUT.png]\n"
     "\n"
@@ -28,7 +28,7 @@ int cmd_generate(int argc, char **argv) {
     float temperature = 0.7f, top_p = 0.9f;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
-        {"tokenizer", 's', &tok_path, "its tokenizer, from vcm tokenizer train (required)"},
+        {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
         {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (required)"},
         {"region", 'L', &regions, "x0,y0,x1,y1 in image pixels; repeat for [1], [2], ..."},
         {"question", 's', &question, "ask this (mentions [k]); default: the model writes the question"},

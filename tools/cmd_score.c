@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *USAGE =
-    "usage: vcm score --model M.vcm --tokenizer T.tok --image IMG [--region x0,y0,x1,y1 ...]\n"
+    "usage: vcm score --model M.vcm [--tokenizer T.tok] --image IMG [--region x0,y0,x1,y1 ...]\n"
     "                 --text \"question: ... answer: ...\" [--prompt-len-from \"answer:\"] [--eos]\n"
     "\n"
     "Teacher-forced log-probabilities of the text's tokens after <bos> (the text is scored as\n"
@@ -20,7 +20,7 @@ int cmd_score(int argc, char **argv) {
     int eos = 0, threads = 0;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
-        {"tokenizer", 's', &tok_path, "its tokenizer (required)"},
+        {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
         {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (required)"},
         {"region", 'L', &regions, "x0,y0,x1,y1 in image pixels; repeat for [1], [2], ..."},
         {"text", 's', &text, "the text to score (required)"},

@@ -12,10 +12,12 @@ int infer_load(const char *cmd, const char *model_path, const char *tok_path, St
     memset(m, 0, sizeof *m);
     memset(tok, 0, sizeof *tok);
     if (student_load(model_path, m, NULL)) return tool_error(cmd, 2, "bad checkpoint: %s", vcm_error());
-    if (bpe_load(tok_path, tok)) {
+    /* --tokenizer overrides the one saved in the checkpoint */
+    if (tok_path ? bpe_load(tok_path, tok) : student_tokenizer(m, model_path, tok)) {
         student_free(m);
         return tool_error(cmd, 2, "%s", vcm_error());
     }
+    if (!tok_path) tok_path = model_path;
     if (tok->vocab > m->cfg.vocab) {
         int tv = tok->vocab, mv = m->cfg.vocab;
         infer_unload(m, tok);

@@ -188,6 +188,9 @@ int train_student(const TrainOptions *o, TrainResult *res) {
     }
     long start = (long)st.step;
     opts = options_json(o);
+    /* The tokenizer goes into every checkpoint, so the model file stands alone. */
+    free(m.tokenizer_text);
+    if (!(m.tokenizer_text = bpe_to_text(&tok))) { rc = VCM_ERR; goto done; }
 
     rc = dataset_open(&train, o->corpus, o->regions, o->images_root, &tok, &cfg, o->cache_bytes, o->skip_bad);
     if (!rc && o->val_corpus) {
