@@ -53,7 +53,12 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(LDLIBS) -o $@
 
-test: $(BUILD)/vcm $(TEST_BIN)
+# test and demo are the README's two commands on a fresh machine: they install what is
+# missing first (scripts/deps.sh is a quick no-op once everything is there).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+test:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/vcm $(TEST_BIN)
 	@sh tests/run.sh $(BUILD)
 
 # Sanitizers: a separate build tree, the same tests. Leak checking stays on.
@@ -68,7 +73,9 @@ test-ref: $(BUILD)/tests/test_ops_ref
 bench: $(BUILD)/vcm $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
 
-demo: $(BUILD)/vcm
+demo:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/vcm
 	@sh scripts/demo.sh $(BUILD)
 
 results: $(BUILD)/vcm
