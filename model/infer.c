@@ -147,8 +147,9 @@ int infer_init(Infer *in, Student *m) {
     in->logits = malloc(sizeof(float) * (size_t)c->vocab);
     in->prompt_logits = malloc(sizeof(float) * (size_t)c->vocab);
     in->work = malloc(sizeof(float) * (size_t)c->vocab);
+    in->region_vec = malloc(sizeof(float) * MODEL_MAX_REGIONS * d);
     if (!in->k || !in->v || !in->valid || !in->x || !in->h || !in->qkv || !in->att || !in->hid || !in->scores ||
-        !in->logits || !in->prompt_logits || !in->work) {
+        !in->logits || !in->prompt_logits || !in->work || !in->region_vec) {
         infer_free(in);
         return vcm_fail(VCM_ERR, "out of memory: KV cache of %zu floats", 2 * kv);
     }
@@ -161,7 +162,7 @@ int infer_init(Infer *in, Student *m) {
 void infer_free(Infer *in) {
     free(in->k); free(in->v); free(in->valid);
     free(in->x); free(in->h); free(in->qkv); free(in->att); free(in->hid); free(in->scores);
-    free(in->logits); free(in->prompt_logits); free(in->work);
+    free(in->logits); free(in->prompt_logits); free(in->work); free(in->region_vec);
     if (in->g.arena.blocks || in->g.nodes) graph_free(&in->g);
     memset(in, 0, sizeof *in);
 }
@@ -181,9 +182,13 @@ int infer_prefill(Infer *in, const Batch *b) {
     graph_reset(g);
     g->grad_enabled = 0;
     const uint8_t *valid;
-    Tensor *x = student_decoder_input(g, m, b, &valid);
+    Tensor *rv = NULL;
+    Tensor *x = student_decoder_input(g, m, b, &valid, &rv);
     if (!x) return vcm_fail(VCM_EINPUT, "%s", vcm_error());
     int L = x->shape[1], d = c->dec_d;
+    /* Generated "[k]" tokens carry their region's vector as the prompt's do. */
+    in->n_region_vec = rv ? b->n_regions[0] : 0;
+    if (rv) memcpy(in->region_vec, rv->data, sizeof(float) * (size_t)in->n_region_vec * d);
     if (L > in->cap) return vcm_fail(VCM_ERR, "prefill of %d positions (cache holds %d)", L, in->cap);
     /* The layers of block_forward, spelled out to keep each layer's k and v. */
     for (int l = 0; l < c->dec_layers && x; l++) {
@@ -231,6 +236,9 @@ int infer_step(Infer *in, int32_t token) {
     int pos = student_text_pos0(c) + in->text_len, at = in->len;
     const float *te = m->tok.w->data + (size_t)token * d, *pe = m->pos.w->data + (size_t)pos * d;
     for (int j = 0; j < d; j++) in->x[j] = te[j] + pe[j];
+    int k = token - BPE_REGION0;
+    if (k >= 0 && k < in->n_region_vec) /* same order of additions as the full forward */
+        for (int j = 0; j < d; j++) in->x[j] = (te[j] + in->region_vec[(size_t)k * d + j]) + pe[j];
     in->valid[at] = 1;
     for (int l = 0; l < c->dec_layers; l++) {
         const Block *blk = &m->dec_blocks[l];

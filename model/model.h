@@ -91,7 +91,10 @@ static inline int student_text_pos0(const ModelConfig *c) {
  * text embeddings, plus positions) and the key mask for the padding region slots
  * (*key_valid: [B·L] bytes in the arena, or NULL when every key is valid). This is
  * what the KV-cache inference path starts from. */
-Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid);
+/* region_vecs (may be NULL): set to the per-slot vectors [B, R, dec_d] that every
+ * mention "[k]" in the text carries (roi_pixels > 0), else NULL. */
+Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid,
+                              Tensor **region_vecs);
 /* The whole forward pass up to the final LayerNorm of the decoder, text positions
  * only: [B, T, dec_d]. key_valid scratch comes from the graph's arena. */
 Tensor *student_hidden(Graph *g, Student *m, const Batch *b);
@@ -132,6 +135,8 @@ typedef struct Infer {
     float *logits;        /* [vocab]: predicts the token after the last one fed */
     float *prompt_logits; /* [vocab]: logits right after the prefill */
     float *work;          /* [vocab]: scratch of infer_generate */
+    float *region_vec;    /* [MODEL_MAX_REGIONS][dec_d]: what a generated "[k]" carries */
+    int n_region_vec;     /* regions of the prefilled sample with such a vector */
     Graph g;              /* the prefill's arena (no tape) */
 } Infer;
 

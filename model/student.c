@@ -77,7 +77,7 @@ static Tensor *vit_forward(Graph *g, Student *m, const Batch *b) {
  * each W_roi·v + W_box·(box/image) + E_tok["[k]"]: [B, 4R, dec_d]; with roi_pixels,
  * then one token per slot from the region's own pixels (RoIAligned to roi_pixels²),
  * W_pix·p + W_box·(box/image) + E_tok["[k]"]: [B, 4R + R, dec_d] in all. */
-static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat) {
+static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat, Tensor **slot_vec) {
     const ModelConfig *c = &m->cfg;
     int B = b->B, R = b->R, G = model_grid(c), n = B * R, S = c->image;
     float *rois = arena_alloc(&g->arena, sizeof(float) * 5 * (size_t)n);
@@ -103,6 +103,7 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat)
     x = op_add(g, x, linear_forward(g, &m->box_proj, boxes));
     int si[2] = {B, R * MODEL_ROI_CELLS};
     x = op_add(g, x, embedding_forward(g, &m->tok, ids, 2, si));
+    *slot_vec = NULL;
     if (c->roi_pixels <= 0) return x;
 
     /* The pixel token: the image as [B, S·S, 3] tokens so RoIAlign can read it. */
@@ -126,16 +127,39 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat)
     Tensor *y = linear_forward(g, &m->pix_proj, op_reshape(g, pix, 3, sr));
     int sq[3] = {B, R, 4};
     y = op_add(g, y, linear_forward(g, &m->box_proj, input_tensor(g, pbox, 3, sq)));
+    *slot_vec = y;   /* the region's content without its id: what its mentions carry */
     int sj[2] = {B, R};
     y = op_add(g, y, embedding_forward(g, &m->tok, pids, 2, sj));
     Tensor *parts[2] = {x, y};
     return op_concat_seq(g, parts, 2);
 }
 
-Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid) {
+/* Every mention "[k]" of a region the sample has also carries that region's vector
+ * (its pixel token without E_tok["[k]"]): text [B, T, d] += gathered slot vectors. */
+static Tensor *add_mention_vectors(Graph *g, const Batch *b, Tensor *txt, Tensor *slot_vec) {
+    int B = b->B, T = b->T, R = b->R, d = txt->shape[2];
+    int32_t *gid = arena_alloc(&g->arena, sizeof(int32_t) * (size_t)B * T);
+    float *on = arena_alloc(&g->arena, sizeof(float) * (size_t)B * T * d);
+    if (!gid || !on) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    for (int i = 0; i < B; i++)
+        for (int t = 0; t < T; t++) {
+            int k = b->tokens[(size_t)i * T + t] - BPE_REGION0;
+            int hit = k >= 0 && k < R && k < b->n_regions[i];
+            gid[(size_t)i * T + t] = hit ? i * R + k : 0;
+            float v = hit ? 1.0f : 0.0f;
+            for (int j = 0; j < d; j++) on[((size_t)i * T + t) * d + j] = v;
+        }
+    int s2[2] = {B * R, d}, st[2] = {B, T}, s3[3] = {B, T, d};
+    Tensor *rows = op_embedding(g, op_reshape(g, slot_vec, 2, s2), gid, 2, st);
+    return op_add(g, txt, op_mul(g, rows, input_tensor(g, on, 3, s3)));
+}
+
+Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid,
+                              Tensor **region_vecs) {
     const ModelConfig *c = &m->cfg;
     int G = model_grid(c), use_roi = c->region_input == REGION_INPUT_ROI && b->R > 0;
     *key_valid = NULL;
+    if (region_vecs) *region_vecs = NULL;
     if (b->T <= 0 || b->T > c->max_text) {
         graph_fail(g, "text of %d tokens (1..%d)", b->T, c->max_text);
         return NULL;
@@ -148,9 +172,12 @@ Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_
     Tensor *parts[3];
     int np = 0;
     parts[np++] = linear_forward(g, &m->vis_proj, feat);
-    if (use_roi) parts[np++] = region_tokens(g, m, b, feat);
+    Tensor *slot_vec = NULL;
+    if (use_roi) parts[np++] = region_tokens(g, m, b, feat, &slot_vec);
+    if (region_vecs) *region_vecs = slot_vec;
     int st[2] = {b->B, b->T};
-    parts[np++] = embedding_forward(g, &m->tok, b->tokens, 2, st);
+    Tensor *txt = embedding_forward(g, &m->tok, b->tokens, 2, st);
+    parts[np++] = slot_vec ? add_mention_vectors(g, b, txt, slot_vec) : txt;
     Tensor *x = op_concat_seq(g, parts, np);
     if (!x) return NULL;
     int L = x->shape[1], prefix = L - b->T;
@@ -182,7 +209,7 @@ Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_
 
 Tensor *student_hidden(Graph *g, Student *m, const Batch *b) {
     const uint8_t *valid;
-    Tensor *x = student_decoder_input(g, m, b, &valid);
+    Tensor *x = student_decoder_input(g, m, b, &valid, NULL);
     if (!x) return NULL;
     int prefix = x->shape[1] - b->T;
     x = blocks_forward(g, m->dec_blocks, m->cfg.dec_layers, x, 1, valid);

@@ -76,11 +76,14 @@ static double worst_rel(const char *what, const float *ours, const float *ref, s
  * while its normwise error stays below 1e-6. So:
  *  (A) normwise |ours - ref|_2 / |ref|_2 <= 1e-5 for every tensor (a wrong position id,
  *      mask or tie gives 1e-3 and far more);
- *  (B) elementwise rel (docs/GOLDENS.md rule) <= 1e-4 for the logits and the loss; for
- *      gradients every tensor above 1e-4 is printed next to float32 PyTorch's own rel
- *      on it (torch32_rel, stored by model.py) and fails above MODEL_HARD_TOL. */
+ *  (B) elementwise rel (docs/GOLDENS.md rule) <= 1e-4 for the logits and the loss,
+ *      unless float32 PyTorch's own rel on them is larger (nano with region mentions:
+ *      4.1e-4), where ours must stay within 1.25x of it; for gradients every tensor
+ *      above 1e-4 is printed next to float32 PyTorch's own rel on it (torch32_rel,
+ *      stored by model.py) and fails above MODEL_HARD_TOL. */
 #define MODEL_NORM_TOL 1e-5
 #define MODEL_HARD_TOL 1e-3
+#define MODEL_TORCH_MARGIN 1.25
 typedef struct {
     double worst, worst_torch, worst_norm;
     char where[NN_NAME_MAX + 32], where_norm[NN_NAME_MAX + 32];
@@ -109,7 +112,10 @@ static void judge(Verdict *v, const char *what, double rel, double nrel, double 
     }
     if (!(rel <= MODEL_TOL)) {
         v->n_over++;
-        int fail = strict || !(rel <= MODEL_HARD_TOL);
+        /* Logits and loss above 1e-4 fail unless float32 PyTorch itself is that far from
+         * the float64 reference on them (then it is float32 rounding, and ours may be at
+         * most MODEL_TORCH_MARGIN times PyTorch's own error). */
+        int fail = (strict && !(rel <= MODEL_TORCH_MARGIN * torch32)) || !(rel <= MODEL_HARD_TOL);
         v->n_fail += fail;
         fprintf(stderr, "  %s %s: elementwise rel %.3g > %g; float32 PyTorch's rel on it %.3g\n",
                 fail ? "FAIL" : "note", what, rel, MODEL_TOL, torch32);

@@ -241,7 +241,9 @@ class Student(nn.Module):
                         sampling_ratio=2, aligned=True)                       # [BR, 3, P, P]
         pix = pix.permute(0, 2, 3, 1).reshape(B, R, P * P * 3)
         pbox = torch.tensor((boxes / np.float32(c["image"])).astype(np.float32), dtype=dtype)
-        y = self.bridge.pix_proj(pix) + self.bridge.box_proj(pbox) + self.dec.tok.weight[kid][None]
+        yv = self.bridge.pix_proj(pix) + self.bridge.box_proj(pbox)
+        self.slot_vec = yv                      # what each mention "[k]" also carries
+        y = yv + self.dec.tok.weight[kid][None]
         return torch.cat([x, y], dim=1)
 
     def decoder_input(self, images, boxes, n_regions, tokens):
@@ -256,7 +258,18 @@ class Student(nn.Module):
         R = boxes.shape[1] if boxes is not None else 0
         if R > 0:
             parts.append(self.region_tokens(feat, boxes, dtype, img))
-        parts.append(self.dec.tok.weight[torch.tensor(tokens, dtype=torch.long)])
+        txt = self.dec.tok.weight[torch.tensor(tokens, dtype=torch.long)]
+        if R > 0 and c["roi_pixels"] > 0:
+            # model/student.c add_mention_vectors: a mention "[k]" of one of the sample's
+            # regions gets that region's pixel-token vector (without its id embedding)
+            add = torch.zeros_like(txt)
+            for i in range(B):
+                for t in range(T):
+                    k = int(tokens[i, t]) - REGION0
+                    if 0 <= k < R and k < int(n_regions[i]):
+                        add[i, t] = self.slot_vec[i, k]
+            txt = txt + add
+        parts.append(txt)
         x = torch.cat(parts, dim=1)
         L = x.shape[1]
         prefix = L - T
@@ -385,6 +398,9 @@ def make_batch(c, rng, B, R, n_regions, lengths, T):
         seq = rng.integers(3, c["vocab"], n + 1).astype(np.int32)
         seq[0] = 1
         seq[n] = 2
+        # region mentions "[k]" (ids 3 + k), of real and of absent slots
+        for j in range(1, n, 3):
+            seq[j] = 3 + int(rng.integers(0, max(R, 1) + 1))
         tokens[i, :n] = seq[:n]
         targets[i, :n] = seq[1:n + 1]
     return dict(images=images, boxes=boxes, n_regions=np.array(n_regions, dtype=np.int32), tokens=tokens,
