@@ -127,16 +127,7 @@ static int bench_op(int op, const Cfg *c) {
 }
 
 int main(int argc, char **argv) {
-    /* OpenMP threads wait passively (sleep) at barriers unless OMP_WAIT_POLICY says
-     * otherwise. On a shared, loaded machine a spinning worker loses the scheduler's
-     * wake-up preference and every barrier can cost a 4 ms tick, which drowns the
-     * kernels' times; ref_ops.py sets the same policy for PyTorch's OpenMP. libgomp
-     * reads the variable when it loads, hence the re-exec. */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        execv("/proc/self/exe", argv);
-        /* exec failed: go on with the default policy */
-    }
+    /* bench/run.sh exports OMP_WAIT_POLICY=PASSIVE for this and ref_ops.py (why: there). */
     /* Optional filter: run only names containing argv[1]. */
     const char *only = argc > 1 ? argv[1] : "";
     vcm_threads_init(0);

@@ -10,8 +10,8 @@ import math
 import os
 import time
 
-# Passive OpenMP waiting unless the caller chose otherwise; bench_ops.c does the same
-# (see there why). Must be set before torch loads libgomp.
+# Passive OpenMP waiting unless the caller chose otherwise, as bench/run.sh sets for
+# both sides (see there why). Must be set before torch loads libgomp.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402

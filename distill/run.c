@@ -76,7 +76,6 @@ static double now_s(void) {
 }
 
 
-static double uniform01(uint64_t *s) { return (double)(vcm_rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
 
 /* The seed sent with an image's requests: from the run's seed and the image name only,
  * so it does not depend on the order in which images are handled. */
@@ -312,7 +311,7 @@ static int handle_done(Run *R, Slot *s, CURLcode res, int stop) {
     } else {
         delay = R->o->backoff * pow(2.0, s->attempt - 1);
         if (delay > R->o->backoff_max) delay = R->o->backoff_max;
-        delay *= 0.5 + 0.5 * uniform01(&R->rng);   /* jitter: spread synchronized retries */
+        delay *= 0.5 + 0.5 * vcm_rng_uniform(&R->rng);   /* jitter: spread synchronized retries */
     }
     if (R->o->verbose || delay >= 10)
         logf_(R, "%s: %s; retry %d/%d in %.2f s%s", img, why, s->attempt, R->o->retries, delay,

@@ -71,8 +71,6 @@ typedef struct SampleParams {
     float top_p;           /* <= 0 or >= 1: no nucleus cut */
 } SampleParams;
 
-uint64_t lm_rng_next(uint64_t *state);
-double lm_rng_uniform(uint64_t *state);          /* [0, 1) */
 /* The next token. Ties in the logits are broken towards the smaller id. */
 int lm_sample(const float *logits, int V, const SampleParams *p, uint64_t *rng);
 /* log softmax(logits)[id], in double. */

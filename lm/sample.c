@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t lm_rng_next(uint64_t *state) { return vcm_rng_next(state); }
-
-double lm_rng_uniform(uint64_t *state) { return (double)(lm_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); }
 
 typedef struct Cand { float logit; int id; } Cand;
 
@@ -47,7 +44,7 @@ int lm_sample(const float *logits, int V, const SampleParams *p, uint64_t *rng) 
         for (int i = 0; i < n; i++) sum += pr[i];
         for (int i = 0; i < n; i++) pr[i] /= sum;
     }
-    double u = lm_rng_uniform(rng), acc = 0;
+    double u = vcm_rng_uniform(rng), acc = 0;
     int pick = c[n - 1].id;
     for (int i = 0; i < n; i++) {
         acc += pr[i];

@@ -49,23 +49,11 @@ void student_free(Student *m) {
     m->tokenizer_text = NULL;
 }
 
-/* A tensor over caller memory that needs no gradient (inputs). */
-static Tensor *input_tensor(Graph *g, float *data, int ndim, const int *shape) {
-    Tensor *t = arena_alloc(&g->arena, sizeof *t);
-    if (!t) { graph_fail(g, "%s", vcm_error()); return NULL; }
-    memset(t, 0, sizeof *t);
-    t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof(int));
-    t->n = shape_numel(ndim, shape);
-    t->data = data;
-    return t;
-}
-
 /* ViT: patches → linear → + positions → bidirectional blocks → LayerNorm: [B, G², vit_d]. */
 static Tensor *vit_forward(Graph *g, Student *m, const Batch *b) {
     const ModelConfig *c = &m->cfg;
     int shape[4] = {b->B, 3, c->image, c->image};
-    Tensor *img = input_tensor(g, b->images, 4, shape);
+    Tensor *img = tensor_wrap(g, b->images, 4, shape);
     Tensor *x = op_patches(g, img, c->patch);
     x = linear_forward(g, &m->patch_embed, x);
     x = embedding_add_positions(g, &m->vit_pos, x);
@@ -99,7 +87,7 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat,
     int s3[3] = {B, R * MODEL_ROI_CELLS, c->vit_d};
     Tensor *x = linear_forward(g, &m->roi_proj, op_reshape(g, pooled, 3, s3));
     int sb[3] = {B, R * MODEL_ROI_CELLS, 4};
-    Tensor *boxes = input_tensor(g, boxin, 3, sb);
+    Tensor *boxes = tensor_wrap(g, boxin, 3, sb);
     x = op_add(g, x, linear_forward(g, &m->box_proj, boxes));
     int si[2] = {B, R * MODEL_ROI_CELLS};
     x = op_add(g, x, embedding_forward(g, &m->tok, ids, 2, si));
@@ -122,11 +110,11 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat,
         pids[s] = BPE_REGION0 + (k < MODEL_MAX_REGIONS ? k : MODEL_MAX_REGIONS - 1);
     }
     int sp[3] = {B, S * S, 3};
-    Tensor *pix = op_roi_align(g, input_tensor(g, hwc, 3, sp), S, S, rois, n, P, P, 1.0f, 2, 1);
+    Tensor *pix = op_roi_align(g, tensor_wrap(g, hwc, 3, sp), S, S, rois, n, P, P, 1.0f, 2, 1);
     int sr[3] = {B, R, 3 * P * P};
     Tensor *y = linear_forward(g, &m->pix_proj, op_reshape(g, pix, 3, sr));
     int sq[3] = {B, R, 4};
-    y = op_add(g, y, linear_forward(g, &m->box_proj, input_tensor(g, pbox, 3, sq)));
+    y = op_add(g, y, linear_forward(g, &m->box_proj, tensor_wrap(g, pbox, 3, sq)));
     *slot_vec = y;   /* the region's content without its id: what its mentions carry */
     int sj[2] = {B, R};
     y = op_add(g, y, embedding_forward(g, &m->tok, pids, 2, sj));
@@ -151,7 +139,7 @@ static Tensor *add_mention_vectors(Graph *g, const Batch *b, Tensor *txt, Tensor
         }
     int s2[2] = {B * R, d}, st[2] = {B, T}, s3[3] = {B, T, d};
     Tensor *rows = op_embedding(g, op_reshape(g, slot_vec, 2, s2), gid, 2, st);
-    return op_add(g, txt, op_mul(g, rows, input_tensor(g, on, 3, s3)));
+    return op_add(g, txt, op_mul(g, rows, tensor_wrap(g, on, 3, s3)));
 }
 
 Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid,

@@ -88,7 +88,8 @@ static void zero_grad_buffer(float *p, size_t n) {
     }
 }
 
-Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
+/* A checked shape in a tensor header from the arena; data and grad NULL. */
+static Tensor *tensor_header(Graph *g, int ndim, const int *shape) {
     if (ndim < 1 || ndim > VCM_MAXDIM) {
         graph_fail(g, "tensor with %d dims (1..%d allowed)", ndim, VCM_MAXDIM);
         return NULL;
@@ -104,6 +105,18 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
     t->ndim = ndim;
     memcpy(t->shape, shape, (size_t)ndim * sizeof(int));
     t->n = shape_numel(ndim, shape);
+    return t;
+}
+
+Tensor *tensor_wrap(Graph *g, float *data, int ndim, const int *shape) {
+    Tensor *t = tensor_header(g, ndim, shape);
+    if (t) t->data = data;
+    return t;
+}
+
+Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
+    Tensor *t = tensor_header(g, ndim, shape);
+    if (!t) return NULL;
     t->data = arena_alloc(&g->arena, t->n * sizeof(float));
     if (!t->data) { graph_fail(g, "%s", vcm_error()); return NULL; }
     if (with_grad) {

@@ -51,6 +51,10 @@ static inline uint64_t vcm_rng_next(uint64_t *state) {
     *state += 0x9E3779B97F4A7C15ULL;
     return vcm_hash64(x);
 }
+/* Uniform in [0, 1) with 53 random bits. */
+static inline double vcm_rng_uniform(uint64_t *state) {
+    return (double)(vcm_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 /* ---------------------------------------------------------------- threads */
 
@@ -153,6 +157,10 @@ Tensor *tensor_1d(Graph *g, int a, int with_grad);
 Tensor *tensor_2d(Graph *g, int a, int b, int with_grad);
 Tensor *tensor_3d(Graph *g, int a, int b, int c, int with_grad);
 Tensor *tensor_4d(Graph *g, int a, int b, int c, int d, int with_grad);
+
+/* A tensor over caller memory (inputs such as images): no copy, no gradient. The
+ * data must outlive the graph's use of it. */
+Tensor *tensor_wrap(Graph *g, float *data, int ndim, const int *shape);
 
 /* Views: share data and grad, no node needed. */
 Tensor *op_reshape(Graph *g, Tensor *x, int ndim, const int *shape);

@@ -78,6 +78,19 @@ static void test_views_share_storage(void) {
     graph_free(&g);
 }
 
+static void test_wrap_uses_caller_memory(void) {
+    Graph g;
+    CHECK(graph_init(&g, 1 << 16) == VCM_OK);
+    float buf[6] = {1, 2, 3, 4, 5, 6};
+    int s[2] = {2, 3};
+    Tensor *t = tensor_wrap(&g, buf, 2, s);
+    CHECK(t && t->data == buf && t->grad == NULL && t->n == 6);
+    int bad[2] = {2, -1};
+    CHECK(tensor_wrap(&g, buf, 2, bad) == NULL);
+    CHECK_STR_CONTAINS(vcm_error(), "size -1");
+    graph_free(&g);
+}
+
 static void test_backward_needs_scalar_loss(void) {
     Graph g;
     CHECK(graph_init(&g, 1 << 16) == VCM_OK);
@@ -137,6 +150,7 @@ int main(void) {
     RUN(test_tensor_new_is_zeroed_with_grad);
     RUN(test_bad_shapes_fail_without_crash);
     RUN(test_views_share_storage);
+    RUN(test_wrap_uses_caller_memory);
     RUN(test_backward_needs_scalar_loss);
     RUN(test_tape_runs_in_reverse_and_grows);
     RUN(test_threads_init);

@@ -18,7 +18,7 @@ int dataset_open(Dataset *d, const char *corpus, const char *regions, const char
     if (!d->corpus_path || !d->images_root) { dataset_close(d); return vcm_fail(VCM_ERR, "out of memory"); }
     int rc = jsonl_index_build(&d->index, corpus, 0);
     /* gzip: keep the spans of a shuffle group inflated (see the trainer's epoch order) */
-    if (!rc && d->index.gz) rc = jsonl_index_cache(&d->index, 16);
+    if (!rc && d->index.gz) rc = jsonl_index_cache(&d->index, GZ_SHUFFLE_GROUP);
     if (!rc) rc = regionmap_load(regions, &d->map, skip_bad, NULL);
     if (!rc) rc = image_cache_new(&d->cache, cache_bytes, NULL);
     if (!rc && d->index.n == 0) rc = vcm_fail(VCM_EINPUT, "%s: no records", corpus);
@@ -35,57 +35,6 @@ void dataset_close(Dataset *d) {
     memset(d, 0, sizeof *d);
 }
 
-int batchbuf_alloc(BatchBuf *bb, const ModelConfig *cfg, int max_b) {
-    memset(bb, 0, sizeof *bb);
-    bb->max_b = max_b;
-    size_t img = 3 * (size_t)cfg->image * cfg->image;
-    Batch *b = &bb->b;
-    b->images = malloc(sizeof(float) * img * max_b);
-    b->boxes = malloc(sizeof(float) * 4 * MODEL_MAX_REGIONS * max_b);
-    b->n_regions = malloc(sizeof(int) * max_b);
-    b->tokens = malloc(sizeof(int32_t) * cfg->max_text * max_b);
-    b->targets = malloc(sizeof(int32_t) * cfg->max_text * max_b);
-    if (!b->images || !b->boxes || !b->n_regions || !b->tokens || !b->targets) {
-        batchbuf_free(bb);
-        return vcm_fail(VCM_ERR, "out of memory: batch of %d", max_b);
-    }
-    return VCM_OK;
-}
-
-void batchbuf_free(BatchBuf *bb) {
-    free(bb->b.images);
-    free(bb->b.boxes);
-    free(bb->b.n_regions);
-    free(bb->b.tokens);
-    free(bb->b.targets);
-    memset(bb, 0, sizeof *bb);
-}
-
-int tokenize_example(const Tokenizer *tok, const char *text, int max_text, int32_t *ids) {
-    size_t len = strlen(text);
-    int32_t *tmp = malloc(sizeof(int32_t) * (len + 2));
-    if (!tmp) { vcm_fail(VCM_ERR, "out of memory"); return -1; }
-    long n = bpe_encode(tok, text, len, tmp, len + 1);
-    if (n < 0) { free(tmp); return -1; }
-    int k = 0;
-    ids[k++] = BPE_BOS;
-    for (long i = 0; i < n && k < max_text + 1; i++) ids[k++] = tmp[i];
-    if (k < max_text + 1) ids[k++] = BPE_EOS;
-    free(tmp);
-    return k;
-}
-
-void model_image(const ModelConfig *cfg, uint8_t *rgb, const float (*boxes)[4], int n_boxes, float *out) {
-    if (cfg->region_input == REGION_INPUT_DRAW && n_boxes > 0) {
-        Image im = {cfg->image, cfg->image, rgb};
-        DrawBox db[MODEL_MAX_REGIONS];
-        for (int k = 0; k < n_boxes && k < MODEL_MAX_REGIONS; k++)
-            db[k] = (DrawBox){boxes[k][0], boxes[k][1], boxes[k][2], boxes[k][3], k};
-        draw_boxes(&im, db, n_boxes < MODEL_MAX_REGIONS ? n_boxes : MODEL_MAX_REGIONS, DRAW_LABEL_AUTO);
-    }
-    image_to_chw(rgb, cfg->image, cfg->image, out);
-}
-
 /* One sample: everything but the batch layout. */
 typedef struct Sample {
     Record rec;
@@ -99,6 +48,64 @@ typedef struct Sample {
     char err[512];
 } Sample;
 
+
+int batchbuf_alloc(BatchBuf *bb, const ModelConfig *cfg, int max_b) {
+    memset(bb, 0, sizeof *bb);
+    bb->max_b = max_b;
+    size_t img = 3 * (size_t)cfg->image * cfg->image;
+    Batch *b = &bb->b;
+    b->images = malloc(sizeof(float) * img * max_b);
+    b->boxes = malloc(sizeof(float) * 4 * MODEL_MAX_REGIONS * max_b);
+    b->n_regions = malloc(sizeof(int) * max_b);
+    b->tokens = malloc(sizeof(int32_t) * cfg->max_text * max_b);
+    b->targets = malloc(sizeof(int32_t) * cfg->max_text * max_b);
+    /* dataset_batch's scratch, so that a training step allocates nothing */
+    bb->samples = calloc((size_t)max_b, sizeof(Sample));
+    bb->rgb = malloc(img * (size_t)max_b);
+    if (!b->images || !b->boxes || !b->n_regions || !b->tokens || !b->targets || !bb->samples || !bb->rgb) {
+        batchbuf_free(bb);
+        return vcm_fail(VCM_ERR, "out of memory: batch of %d", max_b);
+    }
+    return VCM_OK;
+}
+
+void batchbuf_free(BatchBuf *bb) {
+    free(bb->b.images);
+    free(bb->b.boxes);
+    free(bb->b.n_regions);
+    free(bb->b.tokens);
+    free(bb->b.targets);
+    free(bb->samples);
+    free(bb->rgb);
+    memset(bb, 0, sizeof *bb);
+}
+
+int tokenize_example(const Tokenizer *tok, const char *text, int max_text, int32_t *ids) {
+    size_t len = strlen(text);
+    /* encode needs room for one id a byte; ordinary texts fit on the stack */
+    int32_t stack[2048];
+    int32_t *tmp = len + 1 <= 2048 ? stack : malloc(sizeof(int32_t) * (len + 1));
+    if (!tmp) { vcm_fail(VCM_ERR, "out of memory"); return -1; }
+    long n = bpe_encode(tok, text, len, tmp, len + 1);
+    if (n < 0) { if (tmp != stack) free(tmp); return -1; }
+    int k = 0;
+    ids[k++] = BPE_BOS;
+    for (long i = 0; i < n && k < max_text + 1; i++) ids[k++] = tmp[i];
+    if (k < max_text + 1) ids[k++] = BPE_EOS;
+    if (tmp != stack) free(tmp);
+    return k;
+}
+
+void model_image(const ModelConfig *cfg, uint8_t *rgb, const float (*boxes)[4], int n_boxes, float *out) {
+    if (cfg->region_input == REGION_INPUT_DRAW && n_boxes > 0) {
+        Image im = {cfg->image, cfg->image, rgb};
+        DrawBox db[MODEL_MAX_REGIONS];
+        for (int k = 0; k < n_boxes && k < MODEL_MAX_REGIONS; k++)
+            db[k] = (DrawBox){boxes[k][0], boxes[k][1], boxes[k][2], boxes[k][3], k};
+        draw_boxes(&im, db, n_boxes < MODEL_MAX_REGIONS ? n_boxes : MODEL_MAX_REGIONS, DRAW_LABEL_AUTO);
+    }
+    image_to_chw(rgb, cfg->image, cfg->image, out);
+}
 
 /* Read and parse record i (sequential: the index is not thread-safe). */
 static int read_record(Dataset *d, long i, Sample *s) {
@@ -119,8 +126,8 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
                   BatchBuf *bb) {
     if (n <= 0 || n > bb->max_b) return vcm_fail(VCM_ERR, "batch of %d (buffer holds %d)", n, bb->max_b);
     const ModelConfig *cfg = &d->cfg;
-    Sample *s = calloc((size_t)n, sizeof *s);
-    if (!s) return vcm_fail(VCM_ERR, "out of memory");
+    Sample *s = bb->samples;
+    memset(s, 0, sizeof *s * (size_t)n);
     int rc = VCM_OK;
     for (int i = 0; i < n && !rc; i++) {
         long r = idx[i];
@@ -140,11 +147,11 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
 #pragma omp parallel for schedule(dynamic, 1)
         for (int i = 0; i < n; i++) {
             Sample *x = &s[i];
-            uint8_t *rgb = malloc(img);
+            uint8_t *rgb = bb->rgb + img * (size_t)i;
             int ow = 0, oh = 0;
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", d->images_root, x->rec.image);
-            x->rc = rgb ? image_cache_get(d->cache, path, cfg->image, rgb, &ow, &oh) : vcm_fail(VCM_ERR, "out of memory");
+            x->rc = image_cache_get(d->cache, path, cfg->image, rgb, &ow, &oh);
             Example ex;
             uint64_t rng = vcm_hash64(seed ^ vcm_hash64(sample0 + (uint64_t)i + 1));
             if (!x->rc) x->rc = example_build(&x->rec, x->entry, ow, oh, cfg->image, cfg->image, &rng, mode, &ex);
@@ -157,7 +164,6 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
             }
             if (!x->rc) model_image(cfg, rgb, (const float(*)[4])x->box, x->n_regions, bb->b.images + img * i);
             if (x->rc) snprintf(x->err, sizeof x->err, "%s", vcm_error());
-            free(rgb);
         }
         for (int i = 0; i < n && !rc; i++)
             if (s[i].rc) rc = vcm_fail(s[i].rc, "%s:%ld: %s", d->corpus_path, s[i].rec.line, s[i].err);
@@ -188,6 +194,5 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
     }
     for (int i = 0; i < n; i++)
         if (s[i].parsed) record_free(&s[i].rec);
-    free(s);
     return rc;
 }

@@ -22,6 +22,10 @@ typedef struct Dataset {
     long n_skipped;
 } Dataset;
 
+/* Spans of a gzip corpus shuffled together in an epoch, and kept inflated (the
+ * trainer's epoch order, jsonl_index_shuffle / jsonl_index_cache). */
+#define GZ_SHUFFLE_GROUP 16
+
 int dataset_open(Dataset *d, const char *corpus, const char *regions, const char *images_root,
                  const Tokenizer *tok, const ModelConfig *cfg, size_t cache_bytes, int skip_bad);
 void dataset_close(Dataset *d);
@@ -31,6 +35,8 @@ static inline long dataset_size(const Dataset *d) { return d->index.n; }
 typedef struct BatchBuf {
     Batch b;
     int max_b;
+    void *samples;            /* per-sample scratch of dataset_batch (max_b of them) */
+    uint8_t *rgb;             /* max_b resized images, 3·image² bytes each */
 } BatchBuf;
 int batchbuf_alloc(BatchBuf *bb, const ModelConfig *cfg, int max_b);
 void batchbuf_free(BatchBuf *bb);

@@ -32,9 +32,6 @@ void train_options_default(TrainOptions *o) {
 }
 
 
-/* Spans of a gzip corpus shuffled together (and kept inflated) per group. */
-#define GZ_SHUFFLE_GROUP 16
-
 /* The order of an epoch, a function of (seed, epoch) only. Plain files: a Fisher–Yates
  * shuffle. Gzip: reading records in a uniform random order would inflate up to 1 MiB
  * per record, so the spans between access points are shuffled and the records of
