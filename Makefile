@@ -6,6 +6,16 @@ CFLAGS  ?= -std=c11 $(OPT) -fopenmp -g -Wall -Wextra -D_GNU_SOURCE -I.
 LDLIBS  ?= -lopenblas -ljansson -lz -lcurl -lm
 LDFLAGS ?= -fopenmp
 
+# Open MPI for data-parallel training (docs/CLUSTER.md): found through Open MPI's mpicc,
+# used by train/mpi.c alone. VCM_MPI=0 builds without it (vcm train is then one process).
+MPICC   ?= mpicc
+VCM_MPI ?= $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
+ifeq ($(VCM_MPI),1)
+MPI_CFLAGS := -DVCM_MPI $(shell $(MPICC) --showme:compile 2>/dev/null)
+# as-needed: only programs that call the dist_* functions load libmpi
+MPI_LIBS   := -Wl,--as-needed $(shell $(MPICC) --showme:link 2>/dev/null) -Wl,--no-as-needed
+endif
+
 LIBDIRS  := tensor nn vit lm model data train distill
 LIB_SRC  := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -35,6 +45,12 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# train/mpi.c alone sees mpi.h; the stamp rebuilds it when VCM_MPI or the flags change.
+$(shell mkdir -p $(BUILD) && echo 'VCM_MPI=$(VCM_MPI) $(MPI_CFLAGS)' | cmp -s - $(BUILD)/mpi.flags || echo 'VCM_MPI=$(VCM_MPI) $(MPI_CFLAGS)' > $(BUILD)/mpi.flags)
+$(BUILD)/train/mpi.o: train/mpi.c $(BUILD)/mpi.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -MMD -MP -c $< -o $@
+
 # .incbin'd files are not in the compiler's dependency lists
 $(BUILD)/distill/prompt_builtin.o: distill/prompt_v1.txt
 
@@ -43,15 +59,15 @@ $(BUILD)/libvcm.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/vcm: $(TOOL_OBJ) $(BUILD)/libvcm.a
-	$(CC) $(LDFLAGS) $(TOOL_OBJ) $(BUILD)/libvcm.a $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(TOOL_OBJ) $(BUILD)/libvcm.a $(MPI_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libvcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(MPI_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libvcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(MPI_LIBS) $(LDLIBS) -o $@
 
 # test and demo are the README's two commands on a fresh machine: they install what is
 # missing first (scripts/deps.sh is a quick no-op once everything is there).
@@ -61,9 +77,10 @@ test:
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/vcm $(TEST_BIN)
 	@sh tests/run.sh $(BUILD)
 
-# Sanitizers: a separate build tree, the same tests. Leak checking stays on.
+# Sanitizers: a separate build tree, the same tests. Leak checking stays on; only what
+# Open MPI itself never frees is suppressed (tests/lsan_mpi.supp names its libraries).
 test-asan:
-	$(MAKE) BUILD=$(BUILD)-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan_mpi.supp $(MAKE) BUILD=$(BUILD)-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fopenmp -fsanitize=address,undefined" test
 
 test-ref: $(BUILD)/tests/test_ops_ref

@@ -50,7 +50,7 @@ typedef struct {
 static void run_ours(const Case *c) {
     switch (c->kind) {
     case FWD: vcm_linear_forward(c->y, c->x, c->W, NULL, c->R, c->in, c->out); break;
-    case DX: vcm_linear_backward_dx(c->dx, c->dy, c->W, c->R, c->in, c->out); break;
+    case DX: vcm_linear_backward_dx(c->dx, c->dy, c->W, c->R, c->in, c->out, c->scratch); break;
     case DW: vcm_linear_backward_dw(c->dW, NULL, c->dy, c->x, c->R, c->in, c->out, c->scratch); break;
     }
 }
@@ -156,7 +156,9 @@ static void bench_config(const char *config, int B, int T, int D, int vocab, int
         Case c = {FWD, r, in, out, rand_buf((size_t)r * in, 1), rand_buf((size_t)out * in, 2),
                   rand_buf((size_t)r * out, 3), rand_buf((size_t)r * out, 4), rand_buf((size_t)r * in, 5),
                   rand_buf((size_t)out * in, 6), NULL};
-        size_t ns = gemm_scratch_floats(out, in, r);
+        /* K-split scratch, as the graph gives it: dW (out, in, r), dX (r, in, out) */
+        size_t ns = gemm_scratch_floats(out, in, r), nx = gemm_scratch_floats(r, in, out);
+        if (ns < nx) ns = nx;
         if (ns) c.scratch = rand_buf(ns, 7);
         for (int k = FWD; k <= DW; k++) {
             c.kind = (Kind)k;

@@ -11,7 +11,10 @@
  *   ours gen_tokens_nano <ms per token> tokens_per_s=<x>    batch 1, 32 new tokens, KV cache
  *
  * Each training config runs in a fresh process (this program re-executes itself with
- * --one CONFIG BATCH) so that its ru_maxrss is that config's peak alone. */
+ * --one CONFIG BATCH) so that its ru_maxrss is that config's peak alone.
+ *
+ * For tuning (not run by make bench): --gen REPS prints only the generation line;
+ * --profile CONFIG BATCH REPS splits a training step into phases and backward nodes. */
 #include "model/model.h"
 
 #include <cblas.h>
@@ -28,6 +31,12 @@
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static double cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
@@ -145,6 +154,76 @@ static int run_train(const char *name, int B, int reps, double peak) {
     return 0;
 }
 
+/* --profile CONFIG BATCH REPS: where a training step's time goes, for tuning (not part of
+ * make bench). Phases (forward, backward, clip, AdamW) and each backward node, summed by
+ * node name over the timed steps; printed as ms per step, largest first. The backward loop
+ * is graph_backward's, with a clock around every node. */
+#define PROF_MAX 64
+typedef struct { const char *name; double ms; int calls; } ProfRow;
+
+static void prof_add(ProfRow *rows, int *n, const char *name, double ms) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(rows[i].name, name)) { rows[i].ms += ms; rows[i].calls++; return; }
+    if (*n < PROF_MAX) rows[(*n)++] = (ProfRow){name, ms, 1};
+}
+
+static int prof_cmp(const void *a, const void *b) {
+    double d = ((const ProfRow *)b)->ms - ((const ProfRow *)a)->ms;
+    return d > 0 ? 1 : d < 0 ? -1 : 0;
+}
+
+static int run_profile(const char *name, int B, int reps) {
+    ModelConfig c;
+    Student m;
+    BenchBatch bb;
+    if (model_config_named(name, &c) || student_init(&m, &c, 1)) return fprintf(stderr, "%s\n", vcm_error()), 1;
+    if (bench_batch(&bb, &c, B)) return fprintf(stderr, "out of memory\n"), 1;
+    AdamW opt = adamw_default();
+    Graph g;
+    if (graph_init(&g, 0)) return 1;
+    ProfRow rows[PROF_MAX];
+    int n_rows = 0;
+    double ph[5] = {0}, best = 1e300, best_cpu = 1e300;
+    for (int r = 0; r <= reps; r++) {
+        double c0 = cpu_ms();
+        double t0 = now_ms();
+        graph_reset(&g);
+        params_zero_grad(&m.ps);
+        double t1 = now_ms();
+        Tensor *loss = student_loss(&g, &m, &bb.b);
+        if (!loss || g.failed) return fprintf(stderr, "forward: %s\n", vcm_error()), 1;
+        double t2 = now_ms();
+        loss->grad[0] = 1.0f;
+        for (int i = g.n_nodes - 1; i >= 0; i--) {
+            Node *nd = &g.nodes[i];
+            if (!nd->backward || !nd->out->grad) continue;
+            double a = now_ms();
+            nd->backward(nd);
+            if (r > 0) prof_add(rows, &n_rows, nd->name, now_ms() - a);
+        }
+        double t3 = now_ms();
+        params_clip_grad_norm(&m.ps, 1.0);
+        double t4 = now_ms();
+        adamw_step(&opt, &m.ps, 1e-4);
+        double t5 = now_ms();
+        if (r == 0) continue;
+        if (cpu_ms() - c0 < best_cpu) best_cpu = cpu_ms() - c0;
+        ph[0] += t1 - t0; ph[1] += t2 - t1; ph[2] += t3 - t2; ph[3] += t4 - t3; ph[4] += t5 - t4;
+        if (t5 - t0 < best) best = t5 - t0;
+    }
+    printf("# profile %s b%d threads=%d: %d steps, best %.1f ms, mean %.1f ms, best CPU time of the calling thread "
+           "%.1f ms\n", name, B, vcm_threads(), reps, best, (ph[0] + ph[1] + ph[2] + ph[3] + ph[4]) / reps, best_cpu);
+    const char *pn[5] = {"zero_grad+reset", "forward", "backward", "clip", "adamw"};
+    for (int i = 0; i < 5; i++) printf("phase %-16s %8.2f ms\n", pn[i], ph[i] / reps);
+    qsort(rows, (size_t)n_rows, sizeof rows[0], prof_cmp);
+    for (int i = 0; i < n_rows; i++)
+        printf("bwd   %-16s %8.2f ms  (%d nodes)\n", rows[i].name, rows[i].ms / reps, rows[i].calls / reps);
+    graph_free(&g);
+    student_free(&m);
+    bench_batch_free(&bb);
+    return 0;
+}
+
 /* Batch 1, a prompt of 8 tokens, 32 greedy new tokens through the KV cache; ms per
  * new token, best of reps runs. */
 static int run_generate(int reps) {
@@ -156,10 +235,10 @@ static int run_generate(int reps) {
         return fprintf(stderr, "%s\n", vcm_error()), 1;
     bb.b.T = 8;
     if (infer_init(&in, &m)) return fprintf(stderr, "%s\n", vcm_error()), 1;
-    double best = 1e300;
+    double best = 1e300, best_cpu = 1e300;
     for (int r = 0; r <= reps; r++) {
         if (infer_prefill(&in, &bb.b)) return fprintf(stderr, "%s\n", vcm_error()), 1;
-        double t = now_ms();
+        double t = now_ms(), tc = cpu_ms();
         for (int k = 0; k < 32; k++) {
             int arg = 0;
             for (int v = 1; v < c.vocab; v++)
@@ -167,9 +246,13 @@ static int run_generate(int reps) {
             if (infer_step(&in, arg)) return fprintf(stderr, "%s\n", vcm_error()), 1;
         }
         t = (now_ms() - t) / 32;
+        tc = (cpu_ms() - tc) / 32;
         if ((r > 0 || reps == 0) && t < best) best = t;  /* r = 0 warms up */
+        if ((r > 0 || reps == 0) && tc < best_cpu) best_cpu = tc;
     }
-    printf("ours gen_tokens_nano %.4f tokens_per_s=%.0f\n", best, 1e3 / best);
+    /* cpu_ms: CPU time of this thread per token (only the caller's share with threads > 1;
+     * on a busy machine a steadier figure than the clock at one thread) */
+    printf("ours gen_tokens_nano %.4f tokens_per_s=%.0f cpu_ms=%.4f\n", best, 1e3 / best, best_cpu);
     infer_free(&in);
     student_free(&m);
     bench_batch_free(&bb);
@@ -186,8 +269,11 @@ int main(int argc, char **argv) {
         return run_train(argv[2], atoi(argv[3]), atoi(argv[4]), 0);
     if (argc == 6 && !strcmp(argv[1], "--one"))
         return run_train(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]));
+    if (argc == 5 && !strcmp(argv[1], "--profile")) return run_profile(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 3 && !strcmp(argv[1], "--gen")) return run_generate(atoi(argv[2]));
     if (argc != 1) {
-        fprintf(stderr, "usage: %s   (or --one CONFIG BATCH REPS [SGEMM_PEAK_GFLOPS])\n", argv[0]);
+        fprintf(stderr, "usage: %s   (or --one CONFIG BATCH REPS [SGEMM_PEAK_GFLOPS], --profile CONFIG BATCH REPS,"
+                " --gen REPS)\n", argv[0]);
         return 2;
     }
     double peak = sgemm_peak_gflops();

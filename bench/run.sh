@@ -30,6 +30,9 @@ for b in "$BUILD"/bench/bench_*; do
         *) "$b" >>"$out" || echo "# $b failed" >&2 ;;
     esac
 done
+# Data-parallel training over MPI: 1 rank x 2 threads against 2 ranks x 1 thread
+# (the all-reduce figures come from bench_allreduce above).
+[ -f bench/bench_mpi.sh ] && { sh bench/bench_mpi.sh "$BUILD" >>"$out" || echo "# bench/bench_mpi.sh failed" >&2; }
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     for p in bench/ref_*.py; do
         [ -e "$p" ] || continue

@@ -213,6 +213,12 @@ int corpus_stats(const char *path, int skip_bad, struct json_t **out, CorpusProg
 /* ---- region handling as the paper's loader (one training / evaluation example) */
 #define VCM_MAX_REGIONS 16
 enum { EXAMPLE_EVAL = 0, EXAMPLE_TRAIN = 1 };
+/* OR'd into the mode of example_build: the text-only baseline (`--region-input text`).
+ * Every mention is replaced by its region's literal description from the mapping's
+ * "region_descriptions" (a mention of several ids: the descriptions joined with
+ * " and "), so the text carries the referring expression instead of an id. The
+ * regions and boxes are computed as without it (the model just does not read them). */
+#define EXAMPLE_DESCRIBE 2
 typedef struct Example {
     int n_regions;                       /* regions given to the model, <= 16 */
     int orig_id[VCM_MAX_REGIONS];        /* k → the id in the record/mapping */
@@ -237,6 +243,10 @@ void example_free(Example *ex);
  * "[k(a)] , [k(b)]"). Appends to a malloc'd string; returns NULL + error on an id not
  * in the list. */
 char *words_render(const Words *w, const int *orig_id, int n_regions);
+/* The same with every mention replaced by the descriptions of its ids in e (ids as in
+ * the file), lower-cased; several ids joined with " and ". NULL + VCM_EINPUT naming the
+ * image and its mapping line when a mentioned region has no description. */
+char *words_describe(const Words *w, const RegionEntry *e);
 
 /* ================================================================ images and drawing
  * (data/image*.c, data/draw*.c) — owner: images

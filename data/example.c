@@ -72,18 +72,52 @@ static void lower_utf8(char *p, size_t n) {
     }
 }
 
-/* Appends the words to b; a space before each word but the first one appended. */
-static int render_into(Buf *b, const Words *w, const int *orig, int n_regions) {
+/* Appends s lower-cased, after a space unless b is empty. */
+static void put_word(Buf *b, const char *s, size_t len) {
+    if (b->n) put(b, " ", 1);
+    size_t at = b->n;
+    put(b, s, len);
+    if (!b->oom) lower_utf8(b->s + at, b->n - at);
+}
+
+/* A mention in the text-only baseline: the regions' descriptions, " and " between
+ * them ("and" rather than the id form's " , ": the rationales already use " , " between
+ * clauses, and a joined pair should read as one noun phrase, as an LLM would be given it). */
+static int describe_into(Buf *b, const Word *x, const RegionEntry *e) {
+    for (int j = 0; j < x->n_ids; j++) {
+        const RegionBox *r = region_entry_box(e, x->ids[j]);
+        if (!r)
+            return vcm_fail(VCM_EINPUT, "region id %d is not in the mapping of image \"%s\"", x->ids[j], e->image);
+        const char *d = r->description;
+        size_t len = d ? strlen(d) : 0;
+        while (len && (*d == ' ' || *d == '\t')) { d++; len--; }
+        while (len && (d[len - 1] == ' ' || d[len - 1] == '\t')) len--;
+        if (!len)
+            return vcm_fail(VCM_EINPUT,
+                            "region %d of image \"%s\" has no description (region_descriptions, line %ld of the "
+                            "region mapping); the text-only baseline needs one for every mentioned region",
+                            x->ids[j], e->image, e->line);
+        if (j) put(b, " and", 4);
+        put_word(b, d, len);
+    }
+    return VCM_OK;
+}
+
+/* Appends the words to b; a space before each word but the first one appended.
+ * desc: NULL for mentions as [k], else the entry whose descriptions replace them. */
+static int render_into(Buf *b, const Words *w, const int *orig, int n_regions, const RegionEntry *desc) {
     for (int i = 0; i < w->n; i++) {
         const Word *x = &w->w[i];
         if (x->text) {
             size_t len = strlen(x->text);
             if (!len) continue;  /* an empty word renders as nothing (no double space) */
-            if (b->n) put(b, " ", 1);
-            size_t at = b->n;
-            put(b, x->text, len);
+            put_word(b, x->text, len);
             if (b->oom) break;
-            lower_utf8(b->s + at, b->n - at);
+            continue;
+        }
+        if (desc) {
+            int rc = describe_into(b, x, desc);
+            if (rc) return rc;
             continue;
         }
         for (int j = 0; j < x->n_ids; j++) {
@@ -97,21 +131,29 @@ static int render_into(Buf *b, const Words *w, const int *orig, int n_regions) {
     return b->oom ? vcm_fail(VCM_ERR, "out of memory") : VCM_OK;
 }
 
-char *words_render(const Words *w, const int *orig_id, int n_regions) {
+static char *render_new(const Words *w, const int *orig_id, int n_regions, const RegionEntry *desc) {
     Buf b = {0};
     put(&b, "", 0);
-    if (render_into(&b, w, orig_id, n_regions)) {
+    if (render_into(&b, w, orig_id, n_regions, desc)) {
         free(b.s);
         return NULL;
     }
     return b.s;
 }
 
+char *words_render(const Words *w, const int *orig_id, int n_regions) {
+    return render_new(w, orig_id, n_regions, NULL);
+}
+
+char *words_describe(const Words *w, const RegionEntry *e) {
+    return render_new(w, NULL, 0, e);
+}
+
 /* "field: words" appended to b, with a single space between parts. */
-static int section(Buf *b, const char *label, const Words *w, const int *orig, int n) {
+static int section(Buf *b, const char *label, const Words *w, const int *orig, int n, const RegionEntry *desc) {
     if (b->n) put(b, " ", 1);
     puts_(b, label);
-    return render_into(b, w, orig, n);
+    return render_into(b, w, orig, n, desc);
 }
 
 /* ---------------------------------------------------------------- regions */
@@ -146,6 +188,8 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
             if (find_id(use.id, use.n, r->region_all[i]) < 0 && region_entry_box(e, r->region_all[i]) &&
                 !region_entry_box(e, r->region_all[i])->bad)
                 use.id[use.n++] = r->region_all[i];
+    const RegionEntry *desc = mode & EXAMPLE_DESCRIBE ? e : NULL;
+    mode &= ~EXAMPLE_DESCRIBE;
     if (mode == EXAMPLE_TRAIN && (vcm_rng_next(rng) >> 63)) {
         use = ref;
         /* All the image's regions (region_all when given, else the mapping's, minus
@@ -187,18 +231,18 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
     Buf b = {0};
     int rc;
     if (r->kind == REC_MC) {
-        rc = section(&b, "question:", &r->question, out->orig_id, out->n_regions);
+        rc = section(&b, "question:", &r->question, out->orig_id, out->n_regions, desc);
         if (!rc) { put(&b, " answer:", 8); rc = b.oom ? vcm_fail(VCM_ERR, "out of memory") : VCM_OK; }
         if (!rc && !(out->choices = calloc((size_t)r->n_choices, sizeof *out->choices)))
             rc = vcm_fail(VCM_ERR, "out of memory");
         for (int i = 0; !rc && i < r->n_choices; i++) {
             out->n_choices = i + 1;
-            if (!(out->choices[i] = words_render(&r->choices[i], out->orig_id, out->n_regions))) rc = VCM_EINPUT;
+            if (!(out->choices[i] = render_new(&r->choices[i], out->orig_id, out->n_regions, desc))) rc = VCM_EINPUT;
         }
     } else {
-        rc = section(&b, "question:", &r->question, out->orig_id, out->n_regions);
-        if (!rc) rc = section(&b, "answer:", &r->answer, out->orig_id, out->n_regions);
-        if (!rc) rc = section(&b, "rationale:", &r->rationale, out->orig_id, out->n_regions);
+        rc = section(&b, "question:", &r->question, out->orig_id, out->n_regions, desc);
+        if (!rc) rc = section(&b, "answer:", &r->answer, out->orig_id, out->n_regions, desc);
+        if (!rc) rc = section(&b, "rationale:", &r->rationale, out->orig_id, out->n_regions, desc);
     }
     out->text = b.s;
     if (rc) {

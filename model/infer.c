@@ -6,6 +6,7 @@
  * Per-token work is O(layers · (d² + len · d) + vocab · d) instead of re-running the
  * whole sequence, and it allocates nothing. */
 #include "model/model.h"
+#include "tensor/vecmath.h" /* the vector layer and exp of tensor/'s kernels */
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,33 +32,53 @@ static void ln_vec(float *y, const float *x, const LayerNorm *ln, int d) {
 
 #define MATVEC_PAR_MIN (1 << 20)   /* multiply-adds below which one thread is faster */
 
-/* y[o] (+)= W[o, :]·x for W [out, in] row-major, four rows at a time (x is loaded
- * once for four rows) with 16 partial sums per row that the compiler keeps in vector
- * registers; the partial sums are added in a fixed order and each block of rows is done
- * by one thread, so the result does not depend on the thread count. A hand loop rather
- * than sgemv: with the weights in cache it took half sgemv's time at these sizes
- * (128×384 … 2048×128); end to end a step streams every weight once and both run at
- * the speed of memory. */
-static void matvec_rows(float *y, const float *W, const float *x, int o, int n, int in, int accumulate) {
-    const float *w[4];
-    float acc[4][16], s[4];
-    for (int r = 0; r < 4; r++) w[r] = W + (size_t)(o + (r < n ? r : 0)) * in;
-    memset(acc, 0, sizeof acc);
+/* y[o] (+)= W[o, :]·x + b[o] for the n <= 4 rows o.. of W [out, in] row-major: four rows
+ * at a time (x is loaded once for four rows), two vector accumulators per row (enough
+ * independent FMA chains to hide their latency), added in a fixed order; each row's sum
+ * is the same whichever block or thread computes it, so the result does not depend on
+ * the thread count. A hand loop rather than sgemv: with the weights in cache it took
+ * half sgemv's time at these sizes (128×384 … 2048×128). */
+static float vf_sum(vf a) {
+#if defined(__AVX512F__)
+    return _mm512_reduce_add_ps(a);
+#else
+    return vf_hsum(a);
+#endif
+}
+
+static void matvec_rows(float *y, const float *W, const float *b, const float *x, int o, int n, int in,
+                        int accumulate) {
+    const float *w0 = W + (size_t)o * in, *w1 = W + (size_t)(o + (n > 1)) * in;
+    const float *w2 = W + (size_t)(o + (n > 2) * 2) * in, *w3 = W + (size_t)(o + (n > 3) * 3) * in;
+    vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
+    vf c0 = vf_zero(), c1 = vf_zero(), c2 = vf_zero(), c3 = vf_zero();
     int i = 0;
-    for (; i + 16 <= in; i += 16)
-        for (int l = 0; l < 16; l++) {
-            float xv = x[i + l];
-            acc[0][l] += w[0][i + l] * xv;
-            acc[1][l] += w[1][i + l] * xv;
-            acc[2][l] += w[2][i + l] * xv;
-            acc[3][l] += w[3][i + l] * xv;
-        }
-    for (int r = 0; r < 4; r++) {
-        s[r] = 0.0f;
-        for (int l = 0; l < 16; l++) s[r] += acc[r][l];
-        for (int j = i; j < in; j++) s[r] += w[r][j] * x[j];
+    for (; i + 2 * VF_N <= in; i += 2 * VF_N) {
+        vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
+        a0 = vf_fma(vf_load(w0 + i), x0, a0);
+        a1 = vf_fma(vf_load(w1 + i), x0, a1);
+        a2 = vf_fma(vf_load(w2 + i), x0, a2);
+        a3 = vf_fma(vf_load(w3 + i), x0, a3);
+        c0 = vf_fma(vf_load(w0 + i + VF_N), x1, c0);
+        c1 = vf_fma(vf_load(w1 + i + VF_N), x1, c1);
+        c2 = vf_fma(vf_load(w2 + i + VF_N), x1, c2);
+        c3 = vf_fma(vf_load(w3 + i + VF_N), x1, c3);
     }
-    for (int r = 0; r < n; r++) y[o + r] = accumulate ? y[o + r] + s[r] : s[r];
+    for (; i + VF_N <= in; i += VF_N) {
+        vf x0 = vf_load(x + i);
+        a0 = vf_fma(vf_load(w0 + i), x0, a0);
+        a1 = vf_fma(vf_load(w1 + i), x0, a1);
+        a2 = vf_fma(vf_load(w2 + i), x0, a2);
+        a3 = vf_fma(vf_load(w3 + i), x0, a3);
+    }
+    float s[4] = {vf_sum(vf_add(a0, c0)), vf_sum(vf_add(a1, c1)), vf_sum(vf_add(a2, c2)), vf_sum(vf_add(a3, c3))};
+    const float *w[4] = {w0, w1, w2, w3};
+    for (int r = 0; r < 4; r++)
+        for (int j = i; j < in; j++) s[r] += w[r][j] * x[j];
+    for (int r = 0; r < n; r++) {
+        float v = b ? s[r] + b[o + r] : s[r];
+        y[o + r] = accumulate ? y[o + r] + v : v;
+    }
 }
 
 static void matvec(float *y, const float *W, const float *x, int out, int in, int accumulate) {
@@ -65,57 +86,22 @@ static void matvec(float *y, const float *W, const float *x, int out, int in, in
 #pragma omp parallel for schedule(static) if ((long)out * in >= MATVEC_PAR_MIN)
     for (int bk = 0; bk < blocks; bk++) {
         int o = 4 * bk;
-        matvec_rows(y, W, x, o, out - o < 4 ? out - o : 4, in, accumulate);
+        matvec_rows(y, W, NULL, x, o, out - o < 4 ? out - o : 4, in, accumulate);
     }
-}
-
-/* y = W·x + b (W [out, in] row-major); accumulate: y += W·x + b. */
-static void linear_vec(float *y, const Linear *l, const float *x, int accumulate) {
-    matvec(y, l->w->data, x, l->out, l->in, accumulate);
-    if (l->b)
-        for (int i = 0; i < l->out; i++) y[i] += l->b->data[i];
 }
 
 static void gelu_vec(float *x, int n) {
     const float k = 0.7978845608028654f, c = 0.044715f;
-    for (int i = 0; i < n; i++) {
-        float v = x[i], u = k * (v + c * v * v * v);
-        x[i] = v / (1.0f + expf(-2.0f * u));
+    int i = 0;
+    for (; i + VF_N <= n; i += VF_N) { /* x·σ(2u), as tensor/op_gelu.c */
+        vf v = vf_load(x + i);
+        vf u = vf_mul(vf_set1(k), vf_fma(vf_mul(vf_set1(c), vf_mul(v, v)), v, v));
+        vf e = vf_exp(vf_mul(vf_set1(-2.0f), u));
+        vf_store(x + i, vf_mul(v, vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e))));
     }
-}
-
-/* out[d] = softmax(q·Kᵀ·scale over the allowed keys 0..n-1)·V, head by head.
- * K, V: [n][d] rows of the cache; head h uses columns h·hd…. */
-static void attend(float *out, const float *q, const float *K, const float *V, const uint8_t *valid, int n,
-                   int d, int H, float *scores) {
-    int hd = d / H;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < H; h++) {
-        const float *qh = q + h * hd;
-        float *oh = out + h * hd;
-        float mx = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            const float *kj = K + (size_t)j * d + h * hd;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int c = 0; c < hd; c++) s += qh[c] * kj[c];
-            scores[j] = s * scale;
-            if (valid[j] && scores[j] > mx) mx = scores[j];
-        }
-        memset(oh, 0, sizeof(float) * (size_t)hd);
-        if (mx == -INFINITY) continue;   /* no key allowed: zeros, as op_attention */
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) {
-            scores[j] = valid[j] ? expf(scores[j] - mx) : 0.0f;
-            sum += scores[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) {
-            if (scores[j] == 0.0f) continue;
-            const float *vj = V + (size_t)j * d + h * hd;
-            float p = scores[j] * inv;
-            for (int c = 0; c < hd; c++) oh[c] += p * vj[c];
-        }
+    for (; i < n; i++) {
+        float v = x[i], u = k * (v + c * v * v * v);
+        x[i] = v * (1.0f / (1.0f + vm_expf(-2.0f * u)));
     }
 }
 
@@ -125,6 +111,123 @@ static void head(Infer *in, const float *x) {
     int d = m->cfg.dec_d;
     ln_vec(in->h, x, &m->dec_norm, d);
     matvec(in->logits, m->tok.w->data, in->h, m->tok.n, d, 0);
+}
+
+/* ---------------------------------------------------------------- one position, threaded
+ * A decode step is ~25 small products in a row (nano: 4 layers × qkv, proj, fc1, fc2,
+ * then the logits), each a few microseconds. An OpenMP loop per product pays a fork and
+ * a join each time (with OMP_WAIT_POLICY=passive, a futex sleep and wake), which cost
+ * more than the product. So one run of the spinning team (tensor/team.c) does the whole
+ * position: every product's rows are split the same way each time (thread t always owns
+ * the same rows of every weight, which therefore stay in its core's cache from token to
+ * token), heads are split for attention, and the threads meet at a spinning barrier
+ * between dependent steps.
+ * Each output row is one dot product computed by one thread in a fixed order, so the
+ * result does not depend on the thread count. */
+
+/* Rows [lo, hi) of `out` for thread t of n: edges on multiples of 16 rows (whole cache
+ * lines of y), the last thread takes the rest. */
+static void rows_of(int out, int t, int n, int *lo, int *hi) {
+    *lo = t == 0 ? 0 : (int)((long)out * t / n) & ~15;
+    *hi = t == n - 1 ? out : (int)((long)out * (t + 1) / n) & ~15;
+}
+
+/* Rows [lo, hi) of y = W·x + b (accumulate: y += W·x + b). */
+static void linear_rows(float *y, const Linear *l, const float *x, int lo, int hi, int accumulate) {
+    const float *b = l->b ? l->b->data : NULL;
+    for (int o = lo; o < hi; o += 4)
+        matvec_rows(y, l->w->data, b, x, o, hi - o < 4 ? hi - o : 4, l->in, accumulate);
+}
+
+static float dot_vec(const float *a, const float *b, int n) {
+    vf acc = vf_zero();
+    int c = 0;
+    for (; c + VF_N <= n; c += VF_N) acc = vf_fma(vf_load(a + c), vf_load(b + c), acc);
+    float s = vf_sum(acc);
+    for (; c < n; c++) s += a[c] * b[c];
+    return s;
+}
+
+/* out = softmax(q·Kᵀ·scale over the allowed keys 0..n-1)·V for heads [h0, h1) of H.
+ * K, V: [n][d] rows of the cache; head h uses columns h·hd…. */
+static void attend_heads(float *out, const float *q, const float *K, const float *V, const uint8_t *valid, int n,
+                         int d, int H, int h0, int h1, float *scores) {
+    int hd = d / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = h0; h < h1; h++) {
+        const float *qh = q + h * hd;
+        float *oh = out + h * hd;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            float s = valid[j] ? dot_vec(qh, K + (size_t)j * d + h * hd, hd) * scale : -INFINITY;
+            scores[j] = s;
+            mx = s > mx ? s : mx;
+        }
+        memset(oh, 0, sizeof(float) * (size_t)hd);
+        if (mx == -INFINITY) continue;   /* no key allowed: zeros, as op_attention */
+        int j = 0;
+        vf vsum = vf_zero(), vmx = vf_set1(mx);
+        for (; j + VF_N <= n; j += VF_N) { /* exp(-inf) = 0 for the masked keys */
+            vf e = vf_exp(vf_sub(vf_load(scores + j), vmx));
+            vf_store(scores + j, e);
+            vsum = vf_add(vsum, e);
+        }
+        float sum = vf_hsum(vsum);
+        for (; j < n; j++) {
+            scores[j] = vm_expf(scores[j] - mx);
+            sum += scores[j];
+        }
+        float inv = 1.0f / sum;
+        for (j = 0; j < n; j++) {
+            if (scores[j] == 0.0f) continue;
+            const float *vj = V + (size_t)j * d + h * hd;
+            float p = scores[j] * inv;
+            int c = 0;
+            for (; c + VF_N <= hd; c += VF_N) vf_store(oh + c, vf_fma(vf_set1(p), vf_load(vj + c), vf_load(oh + c)));
+            for (; c < hd; c++) oh[c] += p * vj[c];
+        }
+    }
+}
+
+/* Every decoder layer and the head for the position `at` whose input is in->x; thread t
+ * of n (vcm_team_run). */
+typedef struct { Infer *in; int at; } DecodeJob;
+
+static void decode_position(void *arg, int t, int nt) {
+    Infer *in = ((DecodeJob *)arg)->in;
+    const int at = ((DecodeJob *)arg)->at;
+    const Student *m = in->m;
+    const ModelConfig *c = &m->cfg;
+    const int d = c->dec_d, n_keys = at + 1;
+    float h[d], scores[n_keys]; /* this thread's LayerNorm output and attention scores */
+    int lo, hi;
+    for (int l = 0; l < c->dec_layers; l++) {
+        const Block *blk = &m->dec_blocks[l];
+        float *kc = in->k + (size_t)l * in->cap * d, *vc = in->v + (size_t)l * in->cap * d;
+        ln_vec(h, in->x, &blk->norm1, d);      /* every thread: cheaper than a barrier */
+        rows_of(3 * d, t, nt, &lo, &hi);
+        linear_rows(in->qkv, &blk->attn.qkv, h, lo, hi, 0);
+        for (int r = lo > d ? lo : d; r < hi; r++) /* this thread's rows of k and v */
+            (r < 2 * d ? kc : vc)[(size_t)at * d + r % d] = in->qkv[r];
+        vcm_team_barrier(nt);
+        int H = blk->attn.n_heads;
+        attend_heads(in->att, in->qkv, kc, vc, in->valid, n_keys, d, H, H * t / nt, H * (t + 1) / nt, scores);
+        vcm_team_barrier(nt);
+        rows_of(d, t, nt, &lo, &hi);
+        linear_rows(in->x, &blk->attn.proj, in->att, lo, hi, 1);   /* x += proj(att) */
+        vcm_team_barrier(nt);
+        ln_vec(h, in->x, &blk->norm2, d);
+        rows_of(blk->mlp.fc1.out, t, nt, &lo, &hi);
+        linear_rows(in->hid, &blk->mlp.fc1, h, lo, hi, 0);
+        gelu_vec(in->hid + lo, hi - lo);
+        vcm_team_barrier(nt);
+        rows_of(d, t, nt, &lo, &hi);
+        linear_rows(in->x, &blk->mlp.fc2, in->hid, lo, hi, 1);     /* x += mlp(…) */
+        vcm_team_barrier(nt);
+    }
+    ln_vec(h, in->x, &m->dec_norm, d);
+    rows_of(m->tok.n, t, nt, &lo, &hi);
+    for (int o = lo; o < hi; o += 4) matvec_rows(in->logits, m->tok.w->data, NULL, h, o, hi - o < 4 ? hi - o : 4, d, 0);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -240,23 +343,10 @@ int infer_step(Infer *in, int32_t token) {
     if (k >= 0 && k < in->n_region_vec) /* same order of additions as the full forward */
         for (int j = 0; j < d; j++) in->x[j] = (te[j] + in->region_vec[(size_t)k * d + j]) + pe[j];
     in->valid[at] = 1;
-    for (int l = 0; l < c->dec_layers; l++) {
-        const Block *blk = &m->dec_blocks[l];
-        float *kc = in->k + (size_t)l * in->cap * d, *vc = in->v + (size_t)l * in->cap * d;
-        ln_vec(in->h, in->x, &blk->norm1, d);
-        linear_vec(in->qkv, &blk->attn.qkv, in->h, 0);
-        memcpy(kc + (size_t)at * d, in->qkv + d, sizeof(float) * (size_t)d);
-        memcpy(vc + (size_t)at * d, in->qkv + 2 * d, sizeof(float) * (size_t)d);
-        attend(in->att, in->qkv, kc, vc, in->valid, at + 1, d, blk->attn.n_heads, in->scores);
-        linear_vec(in->x, &blk->attn.proj, in->att, 1);            /* x += proj(att) */
-        ln_vec(in->h, in->x, &blk->norm2, d);
-        linear_vec(in->hid, &blk->mlp.fc1, in->h, 0);
-        gelu_vec(in->hid, blk->mlp.fc1.out);
-        linear_vec(in->x, &blk->mlp.fc2, in->hid, 1);              /* x += mlp(…) */
-    }
+    DecodeJob job = {in, at};
+    vcm_team_run(decode_position, &job);
     in->len = at + 1;
     in->text_len++;
-    head(in, in->x);
     return VCM_OK;
 }
 

@@ -10,7 +10,7 @@
 #include "lm/lm.h"
 
 /* How the model learns where the regions are. */
-enum { REGION_INPUT_ROI = 0, REGION_INPUT_DRAW = 1, REGION_INPUT_NONE = 2 };
+enum { REGION_INPUT_ROI = 0, REGION_INPUT_DRAW = 1, REGION_INPUT_NONE = 2, REGION_INPUT_TEXT = 3 /* no image: [k] → its description */ };
 
 #define MODEL_MAX_REGIONS 16
 #define MODEL_ROI_CELLS 4      /* RoIAlign output 2×2 → 4 tokens per region */
@@ -109,6 +109,12 @@ Tensor *student_logits(Graph *g, Student *m, const Batch *b);
  * config (student_init), reads the values and the tokenizer text if there is one. */
 int student_save(const char *path, const Student *m, const TrainState *st);
 int student_load(const char *path, Student *m, TrainState *st);
+/* The shared halves (student_io.c): kind NULL writes a student's header, "critic" a
+ * critic's; model_checkpoint_config reads the config and the tokenizer text (*tok,
+ * malloc'd or NULL) of a checkpoint of kind want_kind and refuses any other kind with
+ * a message that names both. */
+int model_checkpoint_save(const char *path, const char *kind, const Student *m, const TrainState *st);
+int model_checkpoint_config(const char *path, const char *want_kind, ModelConfig *cfg, char **tok);
 /* The tokenizer saved in a student checkpoint; VCM_EINPUT when it holds none. */
 int student_tokenizer(const Student *m, const char *path, Tokenizer *tok);
 
@@ -174,5 +180,56 @@ int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum
  * image, regions, tokens[i, 0..t]) in double for every target >= 0, and 0 where the
  * target is -1. g: a graph with grad_enabled = 0 (its arena is used, not reset). */
 int student_target_logprobs(Graph *g, Student *m, const Batch *b, double *lp);
+
+/* ================================================================ critic
+ * (model/critic.c) — owner: critic. docs/CRITIC.md
+ *
+ * The student's trunk (ViT, region tokens, decoder, final LayerNorm: student_hidden)
+ * reading the whole text, a masked mean over the text positions that carry a target
+ * in the batch (<bos> and every text token; padding excluded), and a linear head
+ * dec_d → 2: logits of (reject, accept). The head also sees the trunk's own surprise at
+ * the text: its language model's mean next-token cross-entropy over the same positions
+ * (tied output layer), through "critic.lm" (1 → 2, no bias):
+ *   logits = head(mean hidden) + lm(mean NLL)
+ * Loss: cross-entropy against the majority of the votes; score = softmax(logits)[accept]
+ * = P(accept). The head's parameters ("critic.head.*", "critic.lm.weight") live in the
+ * trunk's ParamStore, so the optimiser, clipping and the checkpoint see one store. */
+enum { CRITIC_REJECT = 0, CRITIC_ACCEPT = 1 };
+
+typedef struct Critic {
+    Student s;            /* the trunk; s.ps holds every parameter, the head's too */
+    Linear head;          /* dec_d → 2 */
+    Linear lm;            /* mean NLL of the text (1) → 2, no bias */
+} Critic;
+
+/* critic.lm's weight after critic_init_from_student: (+w, −w), so the critic starts as
+ * the student's own likelihood judge, logit(accept) − logit(reject) = −2w · mean NLL
+ * (+ the head). From scratch it starts at 0: a random model's surprise means nothing. */
+#define CRITIC_LM_INIT 5.0f
+
+/* Every parameter initialised from seed (the trunk's values equal student_init's with
+ * the same seed: an element's value depends only on the seed and its name). */
+int critic_init(Critic *c, const ModelConfig *cfg, uint64_t seed);
+void critic_free(Critic *c);
+/* Copy every trunk parameter (and the tokenizer text) of a student with the same
+ * config into the critic; the head is left as it is, critic.lm set to ±CRITIC_LM_INIT.
+ * VCM_EINPUT on a mismatch. */
+int critic_init_from_student(Critic *c, const Student *s);
+/* The pooled text vector [B, dec_d] (*nll: the mean NLL [B, 1]) and the logits [B, 2].
+ * A sample whose targets are all -1 pools nothing (its vector and NLL are 0). */
+Tensor *critic_pooled(Graph *g, Critic *c, const Batch *b, Tensor **nll);
+Tensor *critic_logits(Graph *g, Critic *c, const Batch *b);
+/* Mean cross-entropy over the batch; labels[i] is CRITIC_ACCEPT or CRITIC_REJECT. */
+Tensor *critic_loss(Graph *g, Critic *c, const Batch *b, const int32_t *labels);
+/* P(accept) of logits [B, 2] into p[B], in double. */
+void critic_probs(const Tensor *logits, double *p);
+
+/* Checkpoints: the student's format with "kind":"critic" in the header JSON (and the
+ * tokenizer text under "tokenizer"). critic_load refuses a file without that kind
+ * (a student checkpoint) with a message that says so. */
+int critic_save(const char *path, const Critic *c, const TrainState *st);
+int critic_load(const char *path, Critic *c, TrainState *st);
+/* "critic", "student" (a header without "kind") or NULL + VCM_EINPUT/VCM_ERR. */
+int model_checkpoint_kind(const char *path, char *kind, size_t size);
 
 #endif

@@ -18,15 +18,19 @@ int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     m->vit_blocks = calloc((size_t)(c->vit_layers ? c->vit_layers : 1), sizeof *m->vit_blocks);
     m->dec_blocks = calloc((size_t)c->dec_layers, sizeof *m->dec_blocks);
     if (!m->vit_blocks || !m->dec_blocks) { student_free(m); return vcm_fail(VCM_ERR, "out of memory: model"); }
-    int rc = linear_declare(&m->patch_embed, ps, "vit.patch_embed", 3 * P * P, c->vit_d, 1, NN_INIT_STD);
-    if (!rc) rc = embedding_declare(&m->vit_pos, ps, "vit.pos", G * G, c->vit_d, NN_INIT_STD);
-    if (!rc) rc = blocks_declare(m->vit_blocks, c->vit_layers, ps, "vit.blocks", c->vit_d, c->vit_heads,
-                                 nn_resid_std(c->vit_layers ? c->vit_layers : 1));
-    if (!rc) rc = layernorm_declare(&m->vit_norm, ps, "vit.norm", c->vit_d);
-    if (!rc) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
-    if (!rc) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
-    if (!rc) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, NN_INIT_STD);
-    if (!rc && c->roi_pixels > 0)
+    int rc = VCM_OK;
+    /* The text-only baseline has no image input: no ViT and no bridge at all, so they
+     * cost neither time nor memory (nor optimizer steps) and are not in its checkpoint. */
+    int image = c->region_input != REGION_INPUT_TEXT;
+    if (image) rc = linear_declare(&m->patch_embed, ps, "vit.patch_embed", 3 * P * P, c->vit_d, 1, NN_INIT_STD);
+    if (!rc && image) rc = embedding_declare(&m->vit_pos, ps, "vit.pos", G * G, c->vit_d, NN_INIT_STD);
+    if (!rc && image) rc = blocks_declare(m->vit_blocks, c->vit_layers, ps, "vit.blocks", c->vit_d, c->vit_heads,
+                                          nn_resid_std(c->vit_layers ? c->vit_layers : 1));
+    if (!rc && image) rc = layernorm_declare(&m->vit_norm, ps, "vit.norm", c->vit_d);
+    if (!rc && image) rc = linear_declare(&m->vis_proj, ps, "bridge.vis_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
+    if (!rc && image) rc = linear_declare(&m->roi_proj, ps, "bridge.roi_proj", c->vit_d, c->dec_d, 1, NN_INIT_STD);
+    if (!rc && image) rc = linear_declare(&m->box_proj, ps, "bridge.box_proj", 4, c->dec_d, 1, NN_INIT_STD);
+    if (!rc && image && c->roi_pixels > 0)
         rc = linear_declare(&m->pix_proj, ps, "bridge.pix_proj", 3 * c->roi_pixels * c->roi_pixels, c->dec_d, 1,
                             NN_INIT_STD);
     if (!rc) rc = embedding_declare(&m->tok, ps, "dec.tok", c->vocab, c->dec_d, NN_INIT_STD);
@@ -142,6 +146,20 @@ static Tensor *add_mention_vectors(Graph *g, const Batch *b, Tensor *txt, Tensor
     return op_add(g, txt, op_mul(g, rows, tensor_wrap(g, on, 3, s3)));
 }
 
+/* The text-only baseline: text embeddings plus positions, nothing else — no pixel and
+ * no box is read. Text position t keeps its id student_text_pos0 + t, as in the other
+ * modes, so the KV cache's steps need no special case (its prefix is simply empty). */
+static Tensor *text_only_input(Graph *g, Student *m, const Batch *b) {
+    int st[2] = {b->B, b->T};
+    Tensor *txt = embedding_forward(g, &m->tok, b->tokens, 2, st);
+    int32_t *pos = arena_alloc(&g->arena, sizeof(int32_t) * (size_t)b->T);
+    if (!pos) { graph_fail(g, "%s", vcm_error()); return NULL; }
+    int text0 = student_text_pos0(&m->cfg);
+    for (int t = 0; t < b->T; t++) pos[t] = text0 + t;
+    int sl[1] = {b->T};
+    return op_add(g, txt, embedding_forward(g, &m->pos, pos, 1, sl));
+}
+
 Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_t **key_valid,
                               Tensor **region_vecs) {
     const ModelConfig *c = &m->cfg;
@@ -152,6 +170,7 @@ Tensor *student_decoder_input(Graph *g, Student *m, const Batch *b, const uint8_
         graph_fail(g, "text of %d tokens (1..%d)", b->T, c->max_text);
         return NULL;
     }
+    if (c->region_input == REGION_INPUT_TEXT) return text_only_input(g, m, b);
     if (b->R > MODEL_MAX_REGIONS) {
         graph_fail(g, "%d regions in one sample (at most %d)", b->R, MODEL_MAX_REGIONS);
         return NULL;

@@ -1,22 +1,21 @@
-/* A student to and from a checkpoint: the config (and the tokenizer's text) travel in
- * the header as JSON, so a checkpoint is all `vcm generate` needs. */
+/* Students and critics to and from a checkpoint: the config (and the tokenizer's text)
+ * travel in the header as JSON, so a checkpoint is all `vcm generate` needs. A critic's
+ * header is a student's plus "kind":"critic"; a header without "kind" is a student's. */
 #include "model/model.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-int student_save(const char *path, const Student *m, const TrainState *st) {
+int model_checkpoint_save(const char *path, const char *kind, const Student *m, const TrainState *st) {
     char cfg[1024];
     int rc = model_config_to_json(&m->cfg, cfg, sizeof cfg);
     if (rc) return rc;
-    if (!m->tokenizer_text) return checkpoint_save(path, cfg, &m->ps, st);
     json_t *o = json_loads(cfg, 0, NULL);
-    if (!o || json_object_set_new(o, "tokenizer", json_string(m->tokenizer_text))) {
-        json_decref(o);
-        return vcm_fail(VCM_ERR, "out of memory: checkpoint header");
-    }
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int bad = !o;
+    if (!bad && kind) bad = json_object_set_new(o, "kind", json_string(kind));
+    if (!bad && m->tokenizer_text) bad = json_object_set_new(o, "tokenizer", json_string(m->tokenizer_text));
+    char *text = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text) return vcm_fail(VCM_ERR, "out of memory: checkpoint header");
     rc = checkpoint_save(path, text, &m->ps, st);
@@ -24,22 +23,52 @@ int student_save(const char *path, const Student *m, const TrainState *st) {
     return rc;
 }
 
-int student_load(const char *path, Student *m, TrainState *st) {
+/* The header's kind ("student" when absent), config and tokenizer text (malloc'd, or
+ * NULL when there is none). */
+static int read_header(const char *path, char *kind, size_t kind_size, ModelConfig *cfg, char **tok) {
     char *json = NULL;
     int rc = checkpoint_read_config(path, &json);
     if (rc) return rc;
-    ModelConfig cfg;
-    rc = model_config_from_json(json, &cfg);
-    if (rc) {
-        free(json);
-        return vcm_fail(rc, "%s: %s", path, vcm_error());
-    }
-    char *tok = NULL;
+    *tok = NULL;
     json_t *o = json_loads(json, 0, NULL);
-    json_t *t = o ? json_object_get(o, "tokenizer") : NULL;
-    if (json_is_string(t) && !(tok = strdup(json_string_value(t)))) rc = vcm_fail(VCM_ERR, "out of memory");
+    if (!json_is_object(o)) rc = vcm_fail(VCM_EINPUT, "%s: the header's config is not a JSON object", path);
+    json_t *k = rc ? NULL : json_object_get(o, "kind");
+    if (!rc && k && !json_is_string(k)) rc = vcm_fail(VCM_EINPUT, "%s: \"kind\" in the header is not a string", path);
+    if (!rc) snprintf(kind, kind_size, "%s", k ? json_string_value(k) : "student");
+    if (!rc && cfg && (rc = model_config_from_json(json, cfg))) rc = vcm_fail(rc, "%s: %s", path, vcm_error());
+    json_t *t = rc || !tok ? NULL : json_object_get(o, "tokenizer");
+    if (json_is_string(t) && !(*tok = strdup(json_string_value(t)))) rc = vcm_fail(VCM_ERR, "out of memory");
     json_decref(o);
     free(json);
+    return rc;
+}
+
+int model_checkpoint_kind(const char *path, char *kind, size_t size) {
+    char *tok = NULL;
+    return read_header(path, kind, size, NULL, &tok);
+}
+
+int model_checkpoint_config(const char *path, const char *want_kind, ModelConfig *cfg, char **tok) {
+    char kind[32];
+    int rc = read_header(path, kind, sizeof kind, cfg, tok);
+    if (rc) return rc;
+    if (strcmp(kind, want_kind)) {
+        free(*tok);
+        *tok = NULL;
+        return vcm_fail(VCM_EINPUT, "%s: a %s checkpoint, not a %s%s", path, kind, want_kind,
+                        !strcmp(want_kind, "critic") ? " (train one with vcm critic train)" : "");
+    }
+    return VCM_OK;
+}
+
+int student_save(const char *path, const Student *m, const TrainState *st) {
+    return model_checkpoint_save(path, NULL, m, st);
+}
+
+int student_load(const char *path, Student *m, TrainState *st) {
+    ModelConfig cfg;
+    char *tok = NULL;
+    int rc = model_checkpoint_config(path, "student", &cfg, &tok);
     if (!rc) rc = student_init(m, &cfg, 0);
     if (rc) { free(tok); return rc; }
     m->tokenizer_text = tok;

@@ -65,6 +65,10 @@ Tensor *params_declare(ParamStore *ps, const char *name, int ndim, const int *sh
 /* Allocate params, grads, m and v (each one 64-byte aligned block, zeroed) and point
  * every parameter's Tensor into them. */
 int params_alloc(ParamStore *ps);
+/* Back to the declaring state: the flat buffers (and every value in them) are freed,
+ * the parameters declared so far stay, more can be declared, then params_alloc again.
+ * How a model built by another's init adds its own parameters (the critic's head). */
+void params_reopen(ParamStore *ps);
 /* NULL when there is no parameter of that name. */
 Param *params_find(const ParamStore *ps, const char *name);
 Tensor *params_get(const ParamStore *ps, const char *name);

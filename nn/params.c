@@ -16,15 +16,22 @@
 
 void params_init(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
 
+/* Drop the flat buffers (the values with them) and the chunks; the declared
+ * parameters stay. */
+void params_reopen(ParamStore *ps) {
+    free(ps->params); free(ps->grads); free(ps->m); free(ps->v);
+    free(ps->chunks); free(ps->partial);
+    ps->params = ps->grads = ps->m = ps->v = NULL;
+    ps->chunks = NULL;
+    ps->partial = NULL;
+    ps->n_chunks = 0;
+    for (int i = 0; i < ps->n_params; i++) ps->p[i]->t.data = ps->p[i]->t.grad = NULL;
+}
+
 void params_free(ParamStore *ps) {
+    params_reopen(ps);
     for (int i = 0; i < ps->n_params; i++) free(ps->p[i]);
     free(ps->p);
-    free(ps->params);
-    free(ps->grads);
-    free(ps->m);
-    free(ps->v);
-    free(ps->chunks);
-    free(ps->partial);
     memset(ps, 0, sizeof *ps);
 }
 

@@ -2,7 +2,7 @@
 # Install the Debian packages vcm needs. Run as root (CI does); otherwise prints the line.
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libstb-dev libjansson-dev zlib1g-dev \
-libcurl4-openssl-dev libopenmpi-dev openmpi-bin python3-torch python3-torchvision python3-skimage"
+libcurl4-openssl-dev libopenmpi-dev openmpi-bin openssh-client python3-torch python3-torchvision python3-skimage"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char error_buf[1024];
 
@@ -12,9 +13,13 @@ const char *vcm_error(void) { return error_buf[0] ? error_buf : "unknown error";
 void vcm_clear_error(void) { error_buf[0] = 0; }
 
 int vcm_fail(int code, const char *fmt, ...) {
+    /* Format into a local buffer first: callers may pass vcm_error() itself as an
+     * argument (to prefix the previous message), which would overlap the output. */
+    char tmp[sizeof error_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(error_buf, tmp, sizeof tmp);
     return code;
 }

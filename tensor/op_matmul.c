@@ -37,9 +37,10 @@ typedef struct {
 static int round_up(int x, int a) { return (x + a - 1) / a * a; }
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-/* Greedy: double the tile count along the dim whose extra tile costs least memory
- * traffic (an extra M tile repacks B: K·N; an extra N tile repacks A: M·K; an extra K
- * tile writes and re-reads a partial C: ~3·M·N), until the tiles reach the target. */
+/* Greedy: double the tile count along the dim whose doubling adds the least memory
+ * traffic. Each tile packs its own slices of A and B, so with sm × sn tiles A is packed
+ * sn times in all (M·K each) and B sm times (K·N each): doubling sm adds sm·K·N, doubling
+ * sn adds sn·M·K; doubling sk adds sk partial C's written and read back (~3·M·N each). */
 static Tiles gemm_tiles(int M, int N, int K, int allow_k) {
     Tiles t = {1, 1, 1, M, N, K};
     double flops = 2.0 * M * N * K;
@@ -47,9 +48,9 @@ static Tiles gemm_tiles(int M, int N, int K, int allow_k) {
     while (want < GEMM_MAX_TILES && flops / (2.0 * want) >= GEMM_TILE_FLOPS) want *= 2;
     while (t.sm * t.sn * t.sk < want) {
         const double inf = 1e300;
-        double cost_m = M / (2 * t.sm) >= GEMM_MIN_MN ? (double)K * N : inf;
-        double cost_n = N / (2 * t.sn) >= GEMM_MIN_MN ? (double)M * K : inf;
-        double cost_k = allow_k && 2 * t.sk <= GEMM_MAX_KSPLIT && K / (2 * t.sk) >= GEMM_MIN_K ? 3.0 * M * N : inf;
+        double cost_m = M / (2 * t.sm) >= GEMM_MIN_MN ? (double)t.sm * K * N : inf;
+        double cost_n = N / (2 * t.sn) >= GEMM_MIN_MN ? (double)t.sn * M * K : inf;
+        double cost_k = allow_k && 2 * t.sk <= GEMM_MAX_KSPLIT && K / (2 * t.sk) >= GEMM_MIN_K ? 3.0 * t.sk * M * N : inf;
         if (cost_m >= inf && cost_n >= inf && cost_k >= inf) break;
         if (cost_m <= cost_n && cost_m <= cost_k) t.sm *= 2;
         else if (cost_n <= cost_k) t.sn *= 2;
@@ -91,7 +92,7 @@ static void sgemm1(int ta, int tb, int M, int N, int K, float alpha, const float
 /* One tile (im, in, ik) of the product; K tiles after the first go to scratch. */
 static void gemm_tile(const Tiles *t, int im, int in_, int ik, int ta, int tb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                      float *scratch) {
+                      float *scratch, const float *bias) {
     int m0 = im * t->cm, n0 = in_ * t->cn, k0 = ik * t->ck;
     int mm = M - m0 < t->cm ? M - m0 : t->cm;
     int nn = N - n0 < t->cn ? N - n0 : t->cn;
@@ -99,6 +100,11 @@ static void gemm_tile(const Tiles *t, int im, int in_, int ik, int ta, int tb, i
     const float *a = ta ? A + (size_t)k0 * lda + m0 : A + (size_t)m0 * lda + k0;
     const float *b = tb ? B + (size_t)n0 * ldb + k0 : B + (size_t)k0 * ldb + n0;
     if (ik == 0) {
+        if (bias) { /* C = bias + A·B: the tile's rows start as the bias, then sgemm adds to them
+                     * while they are still in this core's cache */
+            for (int m = 0; m < mm; m++) memcpy(C + (size_t)(m0 + m) * ldc + n0, bias + n0, (size_t)nn * sizeof(float));
+            beta = 1.0f;
+        }
         sgemm1(ta, tb, mm, nn, kk, alpha, a, lda, b, ldb, beta, C + (size_t)m0 * ldc + n0, ldc);
     } else {
         float *p = scratch + (size_t)(ik - 1) * M * N;
@@ -106,12 +112,14 @@ static void gemm_tile(const Tiles *t, int im, int in_, int ik, int ta, int tb, i
     }
 }
 
-void vcm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-              float beta, float *C, int ldc, float *scratch) {
+/* vcm_gemm, optionally with C = bias + A·B (bias [N] for every row; beta unused then). */
+static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                     int ldb, float beta, float *C, int ldc, float *scratch, const float *bias) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* C = beta·C, as BLAS would */
+    if (K <= 0) { /* C = beta·C, as BLAS would (or the bias) */
         for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++) C[(size_t)m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
+            for (int n = 0; n < N; n++)
+                C[(size_t)m * ldc + n] = bias ? bias[n] : beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
         return;
     }
     Tiles t = gemm_tiles(M, N, K, scratch != NULL);
@@ -120,7 +128,7 @@ void vcm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 #pragma omp parallel for schedule(dynamic, 1) if (n_tiles > 1)
     for (int i = 0; i < n_tiles; i++) {
         int ik = i % t.sk, in_ = (i / t.sk) % t.sn, im = i / (t.sk * t.sn);
-        gemm_tile(&t, im, in_, ik, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch);
+        gemm_tile(&t, im, in_, ik, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch, bias);
     }
     if (t.sk > 1) { /* C += partials, in K order */
 #pragma omp parallel for schedule(static) if ((double)M * N * t.sk > 65536)
@@ -133,6 +141,11 @@ void vcm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
         }
     }
     blas_single_end(saved);
+}
+
+void vcm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc, float *scratch) {
+    gemm_run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch, NULL);
 }
 
 void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, size_t sa,
@@ -155,7 +168,7 @@ void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const fl
         long bi = i / per;
         int in_ = (int)(i % per) % t.sn, im = (int)(i % per) / t.sn;
         gemm_tile(&t, im, in_, 0, ta, tb, M, N, K, alpha, A + bi * sa, lda, B + bi * sb, ldb, beta, C + bi * sc, ldc,
-                  NULL);
+                  NULL, NULL);
     }
     blas_single_end(saved);
 }
@@ -178,15 +191,11 @@ void vcm_colsum_accumulate(float *db, const float *dy, int R, int C) {
 }
 
 void vcm_linear_forward(float *y, const float *x, const float *W, const float *b, int R, int in, int out) {
-    if (b) {
-#pragma omp parallel for schedule(static) if ((double)R * out >= 65536)
-        for (int r = 0; r < R; r++) memcpy(y + (size_t)r * out, b, (size_t)out * sizeof(float));
-    }
-    vcm_gemm(0, 1, R, out, in, 1.0f, x, in, W, in, b ? 1.0f : 0.0f, y, out, NULL);
+    gemm_run(0, 1, R, out, in, 1.0f, x, in, W, in, 0.0f, y, out, NULL, b);
 }
 
-void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out) {
-    vcm_gemm(0, 0, R, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in, NULL);
+void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out, float *scratch) {
+    vcm_gemm(0, 0, R, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in, scratch);
 }
 
 void vcm_linear_backward_dw(float *dW, float *db, const float *dy, const float *x, int R, int in, int out,
@@ -210,7 +219,7 @@ static void linear_node_backward(Node *n) {
     Tensor *x = n->in[0], *W = n->in[1], *b = n->in[2], *y = n->out;
     Graph *g = n->saved;
     int in = n->iattr[0], out = n->iattr[1], R = n->iattr[2];
-    if (x->grad) vcm_linear_backward_dx(x->grad, y->grad, W->data, R, in, out);
+    if (x->grad) vcm_linear_backward_dx(x->grad, y->grad, W->data, R, in, out, gemm_scratch(g, R, in, out));
     float *scratch = W->grad ? gemm_scratch(g, out, in, R) : NULL;
     vcm_linear_backward_dw(W->grad, b ? b->grad : NULL, y->grad, x->data, R, in, out, scratch);
 }

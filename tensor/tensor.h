@@ -69,6 +69,18 @@ const char *vcm_blas_core(void);
  * when OPENBLAS_CORETYPE is already set). The vcm command re-executes itself with it. */
 const char *vcm_blas_preferred_core(void);
 
+/* A team of spinning threads (tensor/team.c) for many short dependent steps, where an
+ * OpenMP region per step costs more than the step (decoding a token). Runs
+ * fn(arg, t, n) on n = vcm_threads() threads, the caller being t = 0; nested or
+ * concurrent runs get n = 1, so fn must split its work by (t, n) into pieces whose
+ * results do not depend on n. vcm_team_barrier(n) (inside fn) waits for all n. */
+typedef void (*VcmTeamFn)(void *arg, int t, int n);
+void vcm_team_run(VcmTeamFn fn, void *arg);
+void vcm_team_barrier(int n);
+/* On a busy machine the team runs alone for a while (tensor/team.c); tests that must
+ * see every run on all threads turn that off with 0. */
+void vcm_team_adaptive(int on);
+
 /* ---------------------------------------------------------------- arena */
 
 /* A bump allocator made of blocks. It grows during the first step and is reused

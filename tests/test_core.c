@@ -62,6 +62,14 @@ static void test_bad_shapes_fail_without_crash(void) {
     graph_free(&g);
 }
 
+/* Prefixing the previous message (vcm_fail(..., "%s: %s", path, vcm_error())) is how
+ * callers add context: the old text must come out whole, not overwritten mid-format. */
+static void test_error_can_prefix_itself(void) {
+    vcm_fail(VCM_EINPUT, "line %d: bad value", 7);
+    CHECK(vcm_fail(VCM_EINPUT, "%s: %s", "file.jsonl", vcm_error()) == VCM_EINPUT);
+    CHECK(strcmp(vcm_error(), "file.jsonl: line 7: bad value") == 0);
+}
+
 static void test_views_share_storage(void) {
     Graph g;
     CHECK(graph_init(&g, 1 << 16) == VCM_OK);
@@ -149,6 +157,7 @@ int main(void) {
     RUN(test_arena_reset_reuses_blocks);
     RUN(test_tensor_new_is_zeroed_with_grad);
     RUN(test_bad_shapes_fail_without_crash);
+    RUN(test_error_can_prefix_itself);
     RUN(test_views_share_storage);
     RUN(test_wrap_uses_caller_memory);
     RUN(test_backward_needs_scalar_loss);

@@ -538,6 +538,14 @@ static void run_all_ops(int threads, Bytes *out) {
         keep(out, y->data, y->n); keep(out, x->grad, x->n); keep(out, w->grad, w->n); keep(out, b->grad, b->n);
         graph_reset(&g);
     }
+    /* linear with few rows and a long out (the logits layer): dX takes K tiles */
+    {
+        Tensor *x = rand_graph(&g, 3, (int[]){2, 50, 96}, 1, &s), *w = rand_graph(&g, 2, (int[]){1200, 96}, 1, &s);
+        Tensor *y = op_linear(&g, x, w, NULL);
+        backward_weighted(&g, y, &s);
+        keep(out, y->data, y->n); keep(out, x->grad, x->n); keep(out, w->grad, w->n);
+        graph_reset(&g);
+    }
     /* matmul: batched with transposes, and a shared b */
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)

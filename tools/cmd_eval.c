@@ -199,6 +199,15 @@ static int encode_choice(const Tokenizer *tok, const char *prompt, const char *c
     return VCM_OK;
 }
 
+/* "FILE:LINE: <the current error>": the message is copied first, because vcm_fail
+ * formats into the buffer vcm_error() points to. */
+static int at_line(int rc, const char *mc, long line, int choice) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", vcm_error());
+    if (choice >= 0) return vcm_fail(rc, "%s:%ld: choice %d: %s", mc, line, choice, msg);
+    return vcm_fail(rc, "%s:%ld: %s", mc, line, msg);
+}
+
 /* Parse, check and queue one item; VCM_EINPUT (message with FILE:LINE) for a bad one. */
 static int add_item(Eval *e, const char *mc, const JsonlLine *ln, const RegionMap *map, ImageCache *cache,
                     const char *root, uint8_t *rgb) {
@@ -213,16 +222,18 @@ static int add_item(Eval *e, const char *mc, const JsonlLine *ln, const RegionMa
     memset(&it, 0, sizeof it);
     rc = record_check_regions(&rec, mc, map, &reason);
     const RegionEntry *ent = rc ? NULL : regionmap_find(map, rec.image);
-    int ow = 0, oh = 0;
+    int ow = c->image, oh = c->image, text_only = c->region_input == REGION_INPUT_TEXT;
     uint64_t rng = 0;   /* EXAMPLE_EVAL draws nothing */
-    if (!rc) {
+    if (!rc && !text_only) {   /* the text-only baseline never opens the image */
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", root, rec.image);
         if ((rc = image_cache_get(cache, path, c->image, rgb, &ow, &oh)))
-            rc = vcm_fail(rc, "%s:%ld: %s", mc, ln->line_no, vcm_error());
+            rc = at_line(rc, mc, ln->line_no, -1);
     }
-    if (!rc && (rc = example_build(&rec, ent, ow, oh, c->image, c->image, &rng, EXAMPLE_EVAL, &ex)))
-        rc = vcm_fail(rc, "%s:%ld: %s", mc, ln->line_no, vcm_error());
+    /* text-only: question and choices with each [k] replaced by its description */
+    if (!rc && (rc = example_build(&rec, ent, ow, oh, c->image, c->image, &rng,
+                                   EXAMPLE_EVAL | (text_only ? EXAMPLE_DESCRIBE : 0), &ex)))
+        rc = at_line(rc, mc, ln->line_no, -1);
     if (!rc && ex.n_choices > 64) rc = vcm_fail(VCM_EINPUT, "%s:%ld: %d choices (at most 64)", mc, ln->line_no, ex.n_choices);
     if (!rc) {
         it.line = ln->line_no;
@@ -232,18 +243,18 @@ static int add_item(Eval *e, const char *mc, const JsonlLine *ln, const RegionMa
         it.n_regions = ex.n_regions > MODEL_MAX_REGIONS ? MODEL_MAX_REGIONS : ex.n_regions;
         memcpy(it.box, ex.box, sizeof(float) * 4 * (size_t)it.n_regions);
         size_t img = 3 * (size_t)c->image * c->image;
-        it.chw = malloc(sizeof(float) * img);
+        it.chw = calloc(img, sizeof(float));
         it.sum = calloc((size_t)ex.n_choices, sizeof(double));
         it.count = calloc((size_t)ex.n_choices, sizeof(int));
         if (!it.chw || !it.sum || !it.count) rc = vcm_fail(VCM_ERR, "out of memory");
-        else model_image(c, rgb, (const float(*)[4])it.box, it.n_regions, it.chw);
+        else if (!text_only) model_image(c, rgb, (const float(*)[4])it.box, it.n_regions, it.chw);
     }
     /* all of the item's sequences, before anything is queued */
     Seq *seqs = rc ? NULL : calloc((size_t)ex.n_choices, sizeof *seqs);
     if (!rc && !seqs) rc = vcm_fail(VCM_ERR, "out of memory");
     for (int k = 0; !rc && k < ex.n_choices; k++) {
         rc = encode_choice(e->tok, ex.text, ex.choices[k], c->max_text, &seqs[k]);
-        if (rc) rc = vcm_fail(rc, "%s:%ld: choice %d: %s", mc, ln->line_no, k, vcm_error());
+        if (rc) rc = at_line(rc, mc, ln->line_no, k);
     }
     if (!rc && e->use_kv) {
         rc = score_item_kv(e, &it, seqs);

@@ -12,7 +12,10 @@ static const char *USAGE =
     "\n"
     "Boxes are in the pixels of the original image; the regions are [0], [1], ... in the order\n"
     "given. Without --question the model writes the question too. One JSON line per sample on\n"
-    "stdout: {\"sample\", \"question\", \"answer\", \"rationale\", \"logprob\", \"tokens\", \"text\"}.";
+    "stdout: {\"sample\", \"question\", \"answer\", \"rationale\", \"logprob\", \"tokens\", \"text\"}.\n"
+    "A text-only model (trained with --region-input text) reads no image: give each region as\n"
+    "--description \"a red cup\" instead ([0], [1], ... in the order given); every [k] of the\n"
+    "question is replaced by its description, and --image and --region are not needed.";
 
 
 static void put_part(const char *name, const char *s, size_t n) {
@@ -23,13 +26,13 @@ static void put_part(const char *name, const char *s, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *image = NULL, *question = NULL, *draw = NULL;
-    FlagList regions = {0};
+    FlagList regions = {0}, descs = {0};
     int samples = 1, top_k = 0, seed = 1, max_tokens = 0, threads = 0, timing = 0;
     float temperature = 0.7f, top_p = 0.9f;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
         {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
-        {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (required)"},
+        {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (needed unless the model is text-only)"},
         {"region", 'L', &regions, "x0,y0,x1,y1 in image pixels; repeat for [1], [2], ..."},
         {"question", 's', &question, "ask this (mentions [k]); default: the model writes the question"},
         {"samples", 'i', &samples, "samples to draw (default 1)"},
@@ -39,6 +42,7 @@ int cmd_generate(int argc, char **argv) {
         {"seed", 'i', &seed, "sample i uses a generator seeded from (seed, i) (default 1)"},
         {"max-tokens", 'i', &max_tokens, "new tokens per sample at most (default: the model's text length)"},
         {"draw", 's', &draw, "also write the image with the numbered boxes to this PNG"},
+        {"description", 'L', &descs, "text-only model: region [k]'s literal description; repeat for [1], ..."},
         {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
         {"timing", 'b', &timing, "print prefill time and tokens/s on stderr"},
         {0}};
@@ -52,33 +56,46 @@ int cmd_generate(int argc, char **argv) {
     float boxes[MODEL_MAX_REGIONS][4], mboxes[MODEL_MAX_REGIONS][4];
     int n = 0;
     if ((rc = infer_parse_regions("generate", &regions, boxes, &n))) return rc;
-    char *q = NULL;
-    if (question) {
-        if (!(q = infer_normalize_question(question))) return tool_error("generate", 1, "out of memory");
-        if (!*q) { free(q); return tool_error("generate", 2, "--question is empty"); }
-        int k = infer_max_mention(q);
-        if (k >= n) {
-            free(q);
-            return tool_error("generate", 2, "--question mentions [%d] but %d region%s given", k, n, n == 1 ? " was" : "s were");
-        }
-    }
     vcm_threads_init(threads);
-
-    Image orig = {0};
-    if (image_load(image, &orig)) { free(q); return tool_error("generate", 2, "%s", vcm_error()); }
-    if ((rc = infer_check_regions("generate", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
-        image_free(&orig); free(q);
-        return rc;
-    }
     Student m;
     Tokenizer tok;
-    if ((rc = infer_load("generate", model, tok_path, &m, &tok))) { image_free(&orig); free(q); return rc; }
+    if ((rc = infer_load("generate", model, tok_path, &m, &tok))) return rc;
     const ModelConfig *cfg = &m.cfg;
+    int text_only = cfg->region_input == REGION_INPUT_TEXT;
+    if (text_only) n = descs.n;   /* the regions are their descriptions; no pixel is read */
+    else if (descs.n) { infer_unload(&m, &tok); return tool_error("generate", 2, "--description is for a text-only model (this one reads %s)", region_input_name(cfg->region_input)); }
+    if (!text_only && !image) { infer_unload(&m, &tok); return tool_error("generate", 2, "--image is required"); }
+    char *q = NULL;
+    if (question) {
+        if (!(q = infer_normalize_question(question))) { infer_unload(&m, &tok); return tool_error("generate", 1, "out of memory"); }
+        int k = *q ? infer_max_mention(q) : -1;
+        if (!*q || k >= n) {
+            free(q);
+            infer_unload(&m, &tok);
+            if (k < n) return tool_error("generate", 2, "--question is empty");
+            return tool_error("generate", 2, "--question mentions [%d] but %d %s%s given", k, n, text_only ? "description" : "region",
+                              n == 1 ? " was" : "s were");
+        }
+        if (text_only) {   /* the referring expressions instead of the ids, then the corpus form again */
+            int bad;
+            char *d = infer_describe_mentions(q, &descs, &bad), *dq = d ? infer_normalize_question(d) : NULL;
+            free(d);
+            free(q);
+            q = dq;
+            if (!q) { infer_unload(&m, &tok); return bad >= 0 ? tool_error("generate", 2, "--description %d is empty", bad + 1) : tool_error("generate", 1, "out of memory"); }
+        }
+    }
+    Image orig = {0};
+    if (!text_only && image_load(image, &orig)) { free(q); infer_unload(&m, &tok); return tool_error("generate", 2, "%s", vcm_error()); }
+    if (!text_only && (rc = infer_check_regions("generate", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
+        image_free(&orig); free(q); infer_unload(&m, &tok);
+        return rc;
+    }
 
     /* The prompt: the question's words when given, else the model asks too. */
     size_t plen = (q ? strlen(q) : 0) + 32;
     char *prompt = malloc(plen);
-    float *chw = malloc(sizeof(float) * 3 * (size_t)cfg->image * cfg->image);
+    float *chw = calloc(3 * (size_t)cfg->image * cfg->image, sizeof(float));   /* 0s for a text-only model */
     int32_t *ids = malloc(sizeof(int32_t) * (plen + 2));
     int32_t *out = malloc(sizeof(int32_t) * ((size_t)cfg->max_text + 1));
     size_t text_cap = 64 * ((size_t)cfg->max_text + 1) + plen;   /* a token is at most one 64-byte piece */
@@ -89,6 +106,7 @@ int cmd_generate(int argc, char **argv) {
     if (q) snprintf(prompt, plen, "question: %s answer:", q);
     else snprintf(prompt, plen, "question:");
 
+    if (draw && text_only) { rc = tool_error("generate", 2, "--draw: a text-only model has no image"); goto done; }
     if (draw) {
         Image copy;
         if (image_alloc(&copy, orig.w, orig.h)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
@@ -100,7 +118,7 @@ int cmd_generate(int argc, char **argv) {
         image_free(&copy);
         if (e) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
     }
-    if (infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
+    if (!text_only && infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
         rc = tool_error("generate", 1, "%s", vcm_error());
         goto done;
     }
@@ -120,7 +138,8 @@ int cmd_generate(int argc, char **argv) {
     long n_new = 0;
     if (infer_prefill(&in, &b)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
     double t_prefill = now_seconds() - t0;
-    GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, tok.vocab, n};
+    /* a text-only model writes descriptions, never an id */
+    GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, tok.vocab, text_only ? 0 : n};
     for (int s = 0; s < samples; s++) {
         if (s) infer_rewind(&in);
         uint64_t rng = vcm_hash64((uint64_t)seed * 0x9E3779B97F4A7C15ULL + vcm_hash64((uint64_t)s + 1));

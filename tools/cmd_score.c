@@ -12,20 +12,24 @@ static const char *USAGE =
     "Teacher-forced log-probabilities of the text's tokens after <bos> (the text is scored as\n"
     "given: the corpus's form is lower case with punctuation as separate words). With\n"
     "--prompt-len-from S only the tokens after the first S count in sum and mean. One JSON\n"
-    "object on stdout: tokens, ids, logprobs (every token), first_scored, n, sum, mean.";
+    "object on stdout: tokens, ids, logprobs (every token), first_scored, n, sum, mean.\n"
+    "A text-only model (trained with --region-input text) reads no image: give each region as\n"
+    "--description \"a red cup\"; every [k] of --text is replaced by its description first (the\n"
+    "JSON's tokens are those of the text so rewritten), and --image and --region are not needed.";
 
 int cmd_score(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *image = NULL, *text = NULL, *from = NULL;
-    FlagList regions = {0};
+    FlagList regions = {0}, descs = {0};
     int eos = 0, threads = 0;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
         {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
-        {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (required)"},
+        {"image", 's', &image, "any JPEG/PNG/BMP/GIF/TGA (needed unless the model is text-only)"},
         {"region", 'L', &regions, "x0,y0,x1,y1 in image pixels; repeat for [1], [2], ..."},
         {"text", 's', &text, "the text to score (required)"},
         {"prompt-len-from", 's', &from, "score only what follows the first occurrence of this string"},
         {"eos", 'b', &eos, "append <eos> and score it too (the text is complete)"},
+        {"description", 'L', &descs, "text-only model: region [k]'s literal description; repeat for [1], ..."},
         {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
         {0}};
     int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
@@ -33,28 +37,46 @@ int cmd_score(int argc, char **argv) {
     float boxes[MODEL_MAX_REGIONS][4], mboxes[MODEL_MAX_REGIONS][4];
     int n = 0;
     if ((rc = infer_parse_regions("score", &regions, boxes, &n))) return rc;
+    if (!text) return tool_error("score", 2, "--text is required");
+    vcm_threads_init(threads);
+    Student m;
+    Tokenizer tok;
+    if ((rc = infer_load("score", model, tok_path, &m, &tok))) return rc;
+    const ModelConfig *cfg = &m.cfg;
+    int text_only = cfg->region_input == REGION_INPUT_TEXT;
+    char *described = NULL;
+    if (text_only) n = descs.n;   /* the regions are their descriptions; no pixel is read */
+    else if (descs.n) { infer_unload(&m, &tok); return tool_error("score", 2, "--description is for a text-only model (this one reads %s)", region_input_name(cfg->region_input)); }
+    if (!text_only && !image) { infer_unload(&m, &tok); return tool_error("score", 2, "--image is required"); }
+    if (infer_max_mention(text) >= n) {
+        int k = infer_max_mention(text);
+        infer_unload(&m, &tok);
+        return tool_error("score", 2, "--text mentions [%d] but %d %s%s given", k, n, text_only ? "description" : "region",
+                          n == 1 ? " was" : "s were");
+    }
+    if (text_only) {   /* the referring expressions instead of the ids */
+        int bad;
+        if (!(described = infer_describe_mentions(text, &descs, &bad))) {
+            infer_unload(&m, &tok);
+            return bad >= 0 ? tool_error("score", 2, "--description %d is empty", bad + 1) : tool_error("score", 1, "out of memory");
+        }
+        text = described;
+    }
     size_t prompt_bytes = 0;
     if (from) {
         const char *at = *from ? strstr(text, from) : NULL;
-        if (!at) return tool_error("score", 2, "--prompt-len-from \"%s\" does not occur in --text", from);
+        if (!at) { free(described); infer_unload(&m, &tok); return tool_error("score", 2, "--prompt-len-from \"%s\" does not occur in --text", from); }
         prompt_bytes = (size_t)(at - text) + strlen(from);
     }
-    if (infer_max_mention(text) >= n)
-        return tool_error("score", 2, "--text mentions [%d] but %d region%s given", infer_max_mention(text), n,
-                          n == 1 ? " was" : "s were");
-    vcm_threads_init(threads);
     Image orig = {0};
-    if (image_load(image, &orig)) return tool_error("score", 2, "%s", vcm_error());
-    if ((rc = infer_check_regions("score", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
+    if (!text_only && image_load(image, &orig)) { infer_unload(&m, &tok); return tool_error("score", 2, "%s", vcm_error()); }
+    if (!text_only && (rc = infer_check_regions("score", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
         image_free(&orig);
+        infer_unload(&m, &tok);
         return rc;
     }
-    Student m;
-    Tokenizer tok;
-    if ((rc = infer_load("score", model, tok_path, &m, &tok))) { image_free(&orig); return rc; }
-    const ModelConfig *cfg = &m.cfg;
     size_t len = strlen(text);
-    float *chw = malloc(sizeof(float) * 3 * (size_t)cfg->image * cfg->image);
+    float *chw = calloc(3 * (size_t)cfg->image * cfg->image, sizeof(float));   /* 0s for a text-only model */
     int32_t *ids = malloc(sizeof(int32_t) * (len + 3)), *pids = malloc(sizeof(int32_t) * (len + 1));
     int32_t *targets = malloc(sizeof(int32_t) * (len + 3));
     double *lp = malloc(sizeof(double) * (len + 3));
@@ -83,7 +105,7 @@ int cmd_score(int argc, char **argv) {
                         eos ? " (and <eos>)" : "", cfg->max_text);
         goto done;
     }
-    if (infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
+    if (!text_only && infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
         rc = tool_error("score", 1, "%s", vcm_error());
         goto done;
     }
@@ -122,7 +144,7 @@ int cmd_score(int argc, char **argv) {
     rc = 0;
 done:
     if (have_graph) graph_free(&g);
-    free(chw); free(ids); free(pids); free(targets); free(lp);
+    free(chw); free(ids); free(pids); free(targets); free(lp); free(described);
     image_free(&orig);
     infer_unload(&m, &tok);
     return rc;

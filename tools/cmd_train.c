@@ -4,13 +4,18 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
 
 static const char *USAGE =
     "usage: vcm train --corpus C.jsonl[.gz] --regions MAP.jsonl --images-root DIR --tokenizer T.tok\n"
-    "                 --out MODEL.vcm [--config nano|small|base] [--region-input roi|draw|none] [flags]\n"
+    "                 --out MODEL.vcm [--config nano|small|base] [--region-input roi|draw|none|text] [flags]\n"
     "\n"
     "Trains the localized student from scratch (or continues with --resume). Progress goes to\n"
-    "stderr; a JSON summary line to stdout. Checkpoints are written atomically to --out.";
+    "stderr; a JSON summary line to stdout. Checkpoints are written atomically to --out.\n"
+    "\n"
+    "Data-parallel on several processes or machines: mpirun -np N vcm train ... (docs/CLUSTER.md).\n"
+    "--batch x --accum is the global batch, shared by the ranks; the numbers do not depend on N.";
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o;
@@ -26,7 +31,8 @@ int cmd_train(int argc, char **argv) {
         {"out", 's', &o.out, "checkpoint to write (required)"},
         {"val-corpus", 's', &o.val_corpus, "corpus for the validation loss"},
         {"config", 's', &o.config, "model size: nano (default), small, base"},
-        {"region-input", 's', &region_input, "roi (default): region tokens; draw: boxes drawn on pixels; none"},
+        {"region-input", 's', &region_input, "roi (default): region tokens; draw: boxes drawn on pixels; none;\n"
+         "                             text: no image, each [k] replaced by its region's description"},
         {"resume", 'b', &o.resume, "continue from --out if it exists (same options: bit-exact)"},
         {"log", 's', &o.log_csv, "CSV of step,loss,lr,grad_norm,samples_per_s,val_loss,elapsed_s"},
         {"steps", 'i', &steps, "optimiser steps (default 1000)"},
@@ -44,21 +50,40 @@ int cmd_train(int argc, char **argv) {
         {"log-every", 'i', &log_every, "steps between progress lines when stderr is not a terminal (default 10)"},
         {"skip-bad", 'b', &o.skip_bad, "replace bad records by the next good one and count them"},
         {"cache-mb", 'i', &cache_mb, "memory for decoded images (default 1024)"},
-        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
+        {"threads", 'i', &threads, "threads (default VCM_THREADS, else the cores of this process: under mpirun, its share)"},
         {"stop-after", 'i', &stop_after, "stop after this step as if interrupted (for testing resume)"},
         {"quiet", 'b', &o.quiet, "no progress on stderr"},
         {0}};
-    int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
+    char usage[2048];   /* the usage says whether this build can run under mpirun */
+    snprintf(usage, sizeof usage, "%s\nMPI in this build: %s.", USAGE, dist_backend());
+    int rc = flags_parse(usage, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (region_input_parse(region_input, &o.region_input)) return tool_error("train", 2, "%s", vcm_error());
+    /* The text-only baseline has its own configs (a longer text window: model/config.c). */
+    char text_config[32];
+    const char *cfg_name = o.config ? o.config : "nano";
+    size_t cl = strlen(cfg_name);
+    int is_text_cfg = cl > 5 && !strcmp(cfg_name + cl - 5, "-text");
+    if (is_text_cfg != (o.region_input == REGION_INPUT_TEXT)) {
+        if (is_text_cfg) return tool_error("train", 2, "--config %s is the text-only baseline: use --region-input text", cfg_name);
+        snprintf(text_config, sizeof text_config, "%.20s-text", cfg_name);
+        o.config = text_config;
+    }
     if (seed < 0) return tool_error("train", 2, "--seed must be >= 0");
     o.steps = steps; o.warmup = warmup; o.ckpt_every = ckpt_every; o.val_every = val_every;
     o.log_every = log_every > 0 ? log_every : 10; o.stop_after = stop_after; o.seed = (uint64_t)seed;
     o.cache_bytes = (size_t)(cache_mb > 0 ? cache_mb : 0) << 20;
+    /* Under mpirun/srun: join the job; rank 0 alone prints (the others' errors are
+     * rank 0's too, unless MPI itself failed). Threads default to this rank's cores. */
+    if (dist_init()) return tool_error("train", 1, "%s", vcm_error());
+    if (threads <= 0 && !getenv("VCM_THREADS")) threads = dist_default_threads();
     vcm_threads_init(threads);
     TrainResult res;
     rc = train_student(&o, &res);
-    if (rc) return tool_error("train", rc, "%s", vcm_error());
+    int rank = dist_rank();
+    if (rc && (rank == 0 || dist_failed())) rc = tool_error("train", rc, "%s", vcm_error());
+    dist_finalize();   /* after the message: a broken job is aborted here */
+    if (rc || rank != 0) return rc;
     printf("{\"steps\":%ld,\"loss\":%.6f,", res.steps_done, res.last_loss);
     if (isfinite(res.last_val_loss)) printf("\"val_loss\":%.6f,", res.last_val_loss);
     printf("\"seconds\":%.1f,\"samples_per_s\":%.2f,\"skipped\":%ld,\"checkpoint\":\"%s\"}\n", res.seconds,

@@ -111,6 +111,29 @@ int infer_max_mention(const char *s) {
     return best;
 }
 
+char *infer_describe_mentions(const char *s, const FlagList *desc, int *bad) {
+    size_t n = strlen(s), cap = n + 1;
+    for (int k = 0; k < desc->n; k++) cap += strlen(desc->v[k]) * (n / 3 + 1);   /* each [k] is >= 3 bytes */
+    char *out = malloc(cap);
+    *bad = -1;
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        int k = -1;
+        size_t len = s[i] == '[' ? bpe_piece(s + i, n - i, &k) : 0;
+        if (k < 0) { out[o++] = s[i++]; continue; }
+        const char *d = k < desc->n ? desc->v[k] : "";
+        size_t dl = strlen(d);
+        while (dl && isspace((unsigned char)*d)) { d++; dl--; }
+        while (dl && isspace((unsigned char)d[dl - 1])) dl--;
+        if (!dl) { free(out); *bad = k; return NULL; }
+        for (size_t j = 0; j < dl; j++) out[o++] = (char)tolower((unsigned char)d[j]);
+        i += len;
+    }
+    out[o] = 0;
+    return out;
+}
+
 static void trimmed(const char *s, size_t n, const char **out, size_t *on) {
     while (n && isspace((unsigned char)*s)) { s++; n--; }
     while (n && isspace((unsigned char)s[n - 1])) n--;

@@ -31,6 +31,13 @@ int infer_image_input(const ModelConfig *cfg, const Image *orig, const float (*b
 char *infer_normalize_question(const char *q);
 /* The highest k of the mentions [k] in s, or -1. */
 int infer_max_mention(const char *s);
+/* The text-only baseline's prompt: every mention [k] in s replaced by desc->v[k]
+ * (the region's literal description, lower-cased and trimmed), as training renders a
+ * record with EXAMPLE_DESCRIBE. malloc'd; NULL with *bad = k for a mention without a
+ * description (k >= desc->n, or an empty one), or with *bad = -1 on out of memory.
+ * (A string cannot tell a two-id mention "[0] , [1]" from two mentions: each [k] is
+ * replaced on its own, so that one renders "d0 , d1" where training writes "d0 and d1".) */
+char *infer_describe_mentions(const char *s, const FlagList *desc, int *bad);
 
 /* "question: Q answer: A rationale: R" cut at its markers (each part trimmed);
  * a part whose marker is absent is NULL. */

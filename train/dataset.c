@@ -54,7 +54,7 @@ int batchbuf_alloc(BatchBuf *bb, const ModelConfig *cfg, int max_b) {
     bb->max_b = max_b;
     size_t img = 3 * (size_t)cfg->image * cfg->image;
     Batch *b = &bb->b;
-    b->images = malloc(sizeof(float) * img * max_b);
+    b->images = calloc(img * (size_t)max_b, sizeof(float));   /* the text-only baseline leaves them at 0 */
     b->boxes = malloc(sizeof(float) * 4 * MODEL_MAX_REGIONS * max_b);
     b->n_regions = malloc(sizeof(int) * max_b);
     b->tokens = malloc(sizeof(int32_t) * cfg->max_text * max_b);
@@ -148,13 +148,17 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
         for (int i = 0; i < n; i++) {
             Sample *x = &s[i];
             uint8_t *rgb = bb->rgb + img * (size_t)i;
-            int ow = 0, oh = 0;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", d->images_root, x->rec.image);
-            x->rc = image_cache_get(d->cache, path, cfg->image, rgb, &ow, &oh);
+            int ow = cfg->image, oh = cfg->image, text_only = cfg->region_input == REGION_INPUT_TEXT;
+            if (!text_only) {   /* the text-only baseline never opens an image */
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%s", d->images_root, x->rec.image);
+                x->rc = image_cache_get(d->cache, path, cfg->image, rgb, &ow, &oh);
+            }
             Example ex;
             uint64_t rng = vcm_hash64(seed ^ vcm_hash64(sample0 + (uint64_t)i + 1));
-            if (!x->rc) x->rc = example_build(&x->rec, x->entry, ow, oh, cfg->image, cfg->image, &rng, mode, &ex);
+            if (!x->rc)
+                x->rc = example_build(&x->rec, x->entry, ow, oh, cfg->image, cfg->image, &rng,
+                                      mode | (text_only ? EXAMPLE_DESCRIBE : 0), &ex);
             if (!x->rc) {
                 x->n_regions = ex.n_regions > MODEL_MAX_REGIONS ? MODEL_MAX_REGIONS : ex.n_regions;
                 memcpy(x->box, ex.box, sizeof(float) * 4 * (size_t)x->n_regions);
@@ -162,7 +166,7 @@ int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sa
                 if (x->n_ids < 0) x->rc = VCM_ERR;
                 example_free(&ex);
             }
-            if (!x->rc) model_image(cfg, rgb, (const float(*)[4])x->box, x->n_regions, bb->b.images + img * i);
+            if (!x->rc && !text_only) model_image(cfg, rgb, (const float(*)[4])x->box, x->n_regions, bb->b.images + img * i);
             if (x->rc) snprintf(x->err, sizeof x->err, "%s", vcm_error());
         }
         for (int i = 0; i < n && !rc; i++)

@@ -107,4 +107,116 @@ void progress_update(Progress *p, long step, const char *fmt, ...) __attribute__
 void progress_end(Progress *p);
 double now_seconds(void);
 
+/* ================================================================ distributed
+ * (train/mpi.c) Data-parallel training over MPI (docs/CLUSTER.md). With -DVCM_MPI
+ * (the Makefile sets it when it finds Open MPI) these run on MPI_COMM_WORLD; without,
+ * they are the one-process versions, so callers are written once. A process joins a
+ * job only when a launcher (mpirun, srun) started it: plain `vcm` never starts MPI.
+ * Errors (VCM_ERR, naming the rank) come back from every call instead of aborting:
+ * the communicator returns errors (MPI_ERRORS_RETURN). */
+enum { DIST_SUM = 0, DIST_MIN = 1, DIST_MAX = 2 };
+/* Join the job (MPI_Init) when launched; a no-op otherwise and on a second call.
+ * VCM_ERR when a launcher started several processes and this build has no MPI. */
+int dist_init(void);
+int dist_rank(void);              /* 0 outside a job */
+int dist_size(void);              /* 1 outside a job */
+int dist_local_size(void);        /* processes of the job on this machine */
+const char *dist_backend(void);   /* "Open MPI" or "none (built without MPI)" */
+/* Threads for this process when none were asked for: the cores it is bound to, or
+ * the machine's cores shared by the job's processes on it. */
+int dist_default_threads(void);
+/* In place, every rank gets the elementwise sum (the same bits on every rank). */
+int dist_allreduce_sum(float *x, size_t n);
+int dist_allreduce_f64(double *x, size_t n, int op);   /* op: DIST_SUM/MIN/MAX */
+int dist_broadcast(void *buf, size_t bytes, int root);
+int dist_barrier(void);
+void dist_finalize(void);
+/* 1 once an MPI call has failed (a peer died): no collective can be trusted after it. */
+int dist_failed(void);
+/* The message written to stderr if SIGTERM/SIGINT/SIGHUP ends the process (how mpirun
+ * stops the other ranks when one dies); the process then dies of that signal.
+ * Call again to update it (cheap, signal-safe); NULL restores the default handlers. */
+void dist_on_stop(const char *msg);
+
+/* ================================================================ the critic
+ * (train/critic_train.c, train/critic_score.c) — owner: critic. docs/CRITIC.md */
+
+/* Up to this many distinct synth.fault kinds are told apart in the reports. */
+#define CRITIC_MAX_KINDS 15
+
+typedef struct CriticOptions {
+    const char *annotations, *regions, *images_root;  /* annotations: a corpus + "votes" (required) */
+    const char *tokenizer;                            /* .tok (required unless init) */
+    const char *config;                               /* nano | small | base */
+    int region_input;                                 /* REGION_INPUT_* */
+    const char *init;                                 /* student checkpoint for the trunk, or NULL;
+                                                         its config and tokenizer are used */
+    const char *out;                                  /* critic checkpoint (required) */
+    long steps, warmup;
+    int batch;
+    double lr, min_lr, weight_decay, clip;
+    uint64_t seed;
+    double val_frac;                                  /* held-out share, by a hash of the record index */
+    size_t cache_bytes;
+    int log_every;
+    int quiet;
+} CriticOptions;
+void critic_options_default(CriticOptions *o);
+
+/* Per fault kind of the held-out records (from synth.fault; "good" for null). */
+typedef struct CriticKindStat {
+    char name[32];
+    long n;
+    double mean_score;
+    double recall;        /* faulty kinds: share scored < 0.5 (rejected); good: share >= 0.5 */
+    double auc;           /* faulty kinds: ROC-AUC of good vs this kind; good: NAN */
+} CriticKindStat;
+
+typedef struct CriticResult {
+    long steps_done, n_train, n_val;
+    double train_loss;                    /* mean over the last 50 steps */
+    double val_loss, val_acc, val_auc;    /* against the vote labels; NAN with no val */
+    double val_auc_fault;                 /* against accept ⇔ synth.fault == null; NAN without synth */
+    long val_with_fault;                  /* held-out records that carry synth.fault */
+    int n_kinds;
+    CriticKindStat kinds[CRITIC_MAX_KINDS + 1];
+    double seconds;
+} CriticResult;
+
+/* Train the critic on the annotations (label = strict majority of the votes is
+ * "accept"), report on the held-out split, save to o->out. VCM_EINPUT for bad data
+ * (file:line), VCM_ERR for runtime failures. */
+int train_critic(const CriticOptions *o, CriticResult *res);
+
+/* ROC-AUC of scores against labels (1 positive, 0 negative; others skipped), ties
+ * counted half. NAN when a class is empty. */
+double critic_roc_auc(const double *score, const signed char *label, long n);
+
+/* Score a corpus: every record written back, byte for byte, with "prediction" set
+ * (replaced where present, else added as the last key). Streaming: batches of records
+ * read, scored, written; never the whole corpus. out NULL or "-": stdout; a name
+ * ending .gz: gzip. The output is written atomically. */
+typedef struct CriticScoreOptions {
+    const char *model, *corpus, *regions, *images_root, *out;
+    int batch;
+    size_t cache_bytes;
+    int quiet;
+} CriticScoreOptions;
+typedef struct CriticScoreResult { long records; double mean_score, seconds; } CriticScoreResult;
+int critic_score_corpus(const CriticScoreOptions *o, CriticScoreResult *res);
+
+/* Keep the records whose prediction >= threshold (streaming, same output rules). A
+ * record without a numeric prediction is VCM_EINPUT naming file and line. */
+int critic_filter(const char *corpus, const char *out, double threshold, long *kept, long *total);
+
+/* A scored corpus against its hidden synth.fault: ROC-AUC, and precision / recall of
+ * "accept" (prediction >= threshold) for the good records. */
+typedef struct CriticEval {
+    long records, with_truth, good;
+    double auc, precision, recall, accuracy, threshold, kept_share;
+    int n_kinds;
+    CriticKindStat kinds[CRITIC_MAX_KINDS + 1];
+} CriticEval;
+int critic_eval(const char *scored, double threshold, CriticEval *ev);
+
 #endif
