@@ -23,13 +23,13 @@ int model_checkpoint_save(const char *path, const char *kind, const Student *m, 
     return rc;
 }
 
-/* The header's kind ("student" when absent), config and tokenizer text (malloc'd, or
- * NULL when there is none). */
+/* The header's kind ("student" when absent), and when asked (cfg, tok not NULL) the
+ * config and the tokenizer text (malloc'd, or NULL when there is none). */
 static int read_header(const char *path, char *kind, size_t kind_size, ModelConfig *cfg, char **tok) {
     char *json = NULL;
     int rc = checkpoint_read_config(path, &json);
     if (rc) return rc;
-    *tok = NULL;
+    if (tok) *tok = NULL;
     json_t *o = json_loads(json, 0, NULL);
     if (!json_is_object(o)) rc = vcm_fail(VCM_EINPUT, "%s: the header's config is not a JSON object", path);
     json_t *k = rc ? NULL : json_object_get(o, "kind");
@@ -44,8 +44,7 @@ static int read_header(const char *path, char *kind, size_t kind_size, ModelConf
 }
 
 int model_checkpoint_kind(const char *path, char *kind, size_t size) {
-    char *tok = NULL;
-    return read_header(path, kind, size, NULL, &tok);
+    return read_header(path, kind, size, NULL, NULL);
 }
 
 int model_checkpoint_config(const char *path, const char *want_kind, ModelConfig *cfg, char **tok) {
