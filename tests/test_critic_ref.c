@@ -25,11 +25,8 @@
 #pragma GCC diagnostic pop
 #include "tests/test.h"
 #include "model/model.h"
+#include "tests/model_ref.h"
 
-#define TOL 1e-4
-#define NORM_TOL 1e-5
-#define HARD_TOL 1e-3
-#define TORCH_MARGIN 1.25
 #define SEED 1234
 
 /* The weights the goldens are made from: critic_init(seed 1234) with critic.lm set. */
@@ -73,39 +70,7 @@ static double worst_rel(const float *ours, const float *ref, size_t n, double fl
     return worst;
 }
 
-static double norm_rel(const float *ours, const float *ref, size_t n) {
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)ours[i] - ref[i]) * ((double)ours[i] - ref[i]);
-        r += (double)ref[i] * ref[i];
-    }
-    return r == 0 ? (d == 0 ? 0 : INFINITY) : sqrt(d / r);
-}
 
-typedef struct { double worst, worst_norm; int n, n_over, n_fail; } Verdict;
-
-static void judge(Verdict *v, const char *what, int strict, double rel, double nrel, double torch32) {
-    v->n++;
-    if (rel > v->worst) v->worst = rel;
-    if (nrel > v->worst_norm) v->worst_norm = nrel;
-    if (!(nrel <= NORM_TOL)) {
-        v->n_fail++;
-        fprintf(stderr, "  FAIL %s: normwise rel %.3g > %g\n", what, nrel, NORM_TOL);
-    }
-    if (!(rel <= TOL)) {
-        v->n_over++;
-        int fail = (strict && !(rel <= TORCH_MARGIN * torch32)) || !(rel <= HARD_TOL);
-        v->n_fail += fail;
-        fprintf(stderr, "  %s %s: elementwise rel %.3g > %g; float32 PyTorch's rel on it %.3g\n",
-                fail ? "FAIL" : "note", what, rel, TOL, torch32);
-    }
-}
-
-static const GoldenArray *need(const GoldenCase *c, const char *name, int dtype) {
-    const GoldenArray *a = golden_find(c, name);
-    if (!a || a->dtype != dtype) fprintf(stderr, "  array \"%s\" missing or of the wrong type\n", name);
-    return a && a->dtype == dtype ? a : NULL;
-}
 
 static int batch_from_case(const GoldenCase *c, const ModelConfig *cfg, Batch *b, const int32_t **labels) {
     const GoldenArray *conf = need(c, "config", GOLDEN_I32), *img = need(c, "images", GOLDEN_F32),
@@ -170,13 +135,13 @@ static void tinypx_case(const char *dir) {
             if (!rc && shapes && run_critic(&c, &b, labels, logits, &loss)) {
                 const float *tr = t32->data;
                 Verdict v = {0};
-                judge(&v, "logits", 1, worst_rel(logits, rl->data, rl->n, rel_floor(rl->data, rl->n)),
+                ref_judge(&v, "logits", 1, worst_rel(logits, rl->data, rl->n, rel_floor(rl->data, rl->n)),
                       norm_rel(logits, rl->data, rl->n), tr[0]);
-                judge(&v, "loss", 1, worst_rel(&loss, rloss->data, 1, rel_floor(rloss->data, 1)),
+                ref_judge(&v, "loss", 1, worst_rel(&loss, rloss->data, 1, rel_floor(rloss->data, 1)),
                       norm_rel(&loss, rloss->data, 1), tr[1]);
                 for (int i = 0; i < c.s.ps.n_params; i++) {
                     const Tensor *t = &c.s.ps.p[i]->t, *r = &ref.s.ps.p[i]->t;
-                    judge(&v, c.s.ps.p[i]->name, 0, worst_rel(t->grad, r->data, t->n, rel_floor(r->data, r->n)),
+                    ref_judge(&v, c.s.ps.p[i]->name, 0, worst_rel(t->grad, r->data, t->n, rel_floor(r->data, r->n)),
                           norm_rel(t->grad, r->data, t->n), tr[2 + i]);
                 }
                 CHECK_MSG(v.n_fail == 0, "tinypx_crit: %d of %d tensors fail", v.n_fail, v.n);
@@ -250,9 +215,9 @@ static void nano_case(const char *dir) {
     if (ok && run_critic(&c, &b, labels, logits, &loss)) {
         const float *tr = t32->data;
         Verdict v = {0};
-        judge(&v, "logits", 1, worst_rel(logits, rl->data, rl->n, rel_floor(rl->data, rl->n)),
+        ref_judge(&v, "logits", 1, worst_rel(logits, rl->data, rl->n, rel_floor(rl->data, rl->n)),
               norm_rel(logits, rl->data, rl->n), tr[0]);
-        judge(&v, "loss", 1, worst_rel(&loss, rloss->data, 1, rel_floor(rloss->data, 1)), norm_rel(&loss, rloss->data, 1),
+        ref_judge(&v, "loss", 1, worst_rel(&loss, rloss->data, 1, rel_floor(rloss->data, 1)), norm_rel(&loss, rloss->data, 1),
               tr[1]);
         size_t s = 0, full = 0;
         float *mine = malloc(gv->n * sizeof(float));
@@ -273,7 +238,7 @@ static void nano_case(const char *dir) {
             }
             char what[NN_NAME_MAX + 8] = "grad ";
             blob_name(pn, i, what + 5);
-            judge(&v, what, 0, e, ne, tr[2 + i]);
+            ref_judge(&v, what, 0, e, ne, tr[2 + i]);
         }
         CHECK_MSG(mine && s == gv->n, "the sampled elements are not grouped by parameter");
         CHECK_MSG(full >= 5, "only %zu parameters compared in full (the head and dec.norm expected)", full);
