@@ -40,6 +40,10 @@ check "generate with descriptions" $VCM generate --model "$TMP/a.vcm" --descript
     --question "What could [0] be used for?" --samples 2 --temperature 0.7 --seed 3 --threads 1
 assert "the prompt carries the description, not the id" grep -q '"question":"what could a red cup be used for ?"' "$TMP/out"
 assert "two samples" sh -c "[ \$(wc -l < '$TMP/out') = 2 ]"
+check "generate, a two-region mention" $VCM generate --model "$TMP/a.vcm" --description "a red cup" --description "a big dog" \
+    --question "are [0] , [1] near?" --samples 1 --seed 3 --threads 1
+assert "[0] , [1] becomes the two descriptions joined by and, as in training" \
+    grep -q '"question":"are a red cup and a big dog near ?"' "$TMP/out"
 check "score with a description" $VCM score --model "$TMP/a.vcm" --description "a red cup" \
     --text "question: what is [0] for ? answer: [0] could be used to drink hot tea ." --prompt-len-from "answer:" --threads 1
 sed -E 's/.*"sum":([-0-9.]+).*/\1/' "$TMP/out" > "$TMP/sum1"

@@ -114,6 +114,7 @@ int infer_max_mention(const char *s) {
 char *infer_describe_mentions(const char *s, const FlagList *desc, int *bad) {
     size_t n = strlen(s), cap = n + 1;
     for (int k = 0; k < desc->n; k++) cap += strlen(desc->v[k]) * (n / 3 + 1);   /* each [k] is >= 3 bytes */
+    cap += 2 * (n / 3 + 1);   /* " , " → " and " */
     char *out = malloc(cap);
     *bad = -1;
     if (!out) return NULL;
@@ -129,6 +130,15 @@ char *infer_describe_mentions(const char *s, const FlagList *desc, int *bad) {
         if (!dl) { free(out); *bad = k; return NULL; }
         for (size_t j = 0; j < dl; j++) out[o++] = (char)tolower((unsigned char)d[j]);
         i += len;
+        /* "[0] , [1]" is one mention of two regions: joined with "and", as training
+         * renders it (data/example.c describe_into). */
+        int k2 = -1;
+        if (!strncmp(s + i, " , [", 4)) bpe_piece(s + i + 3, n - i - 3, &k2);
+        if (k2 >= 0) {
+            memcpy(out + o, " and ", 5);
+            o += 5;
+            i += 3;
+        }
     }
     out[o] = 0;
     return out;

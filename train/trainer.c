@@ -369,10 +369,11 @@ int train_student(const TrainOptions *o, TrainResult *res) {
              * mean counts for its share of them. */
             float scale = o->accum > 1 ? 1.0f / (float)o->accum : 1.0f;
             if (sh.split && ranks > 1) {
-                double t[2] = {lrc ? 0 : (double)count_targets(&bb.b), lrc != 0};
+                double mine = lrc ? 0 : (double)count_targets(&bb.b);
+                double t[2] = {mine, lrc != 0};
                 if ((rc = dist_allreduce_f64(t, 2, DIST_SUM))) goto done;
                 if (t[1] > 0) break;   /* a rank failed (its lrc is set): all stop, told below */
-                scale = (float)(count_targets(&bb.b) / t[0] / o->accum);
+                scale = (float)(mine / t[0] / o->accum);
             }
             if (lrc) break;
             graph_reset(&g);
