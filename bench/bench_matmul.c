@@ -4,12 +4,13 @@
  * dW = dYᵀ·X of qkv, attn-proj, fc1, fc2 and the tied logits layer (over the B·48 text
  * rows only; the other layers over all B·T rows).
  *
- * Prints, best of N with ours and the reference interleaved:
+ * Prints, best of N with ours and the reference interleaved, the N rounds spread over
+ * BENCH_PASSES passes over all lines:
  *   bench matmul_<config>_<layer>_<fwd|dx|dw> ours=<ms> ref=<ms> ratio=<ref/ours> gflops_ours=<x> gflops_ref=<y>
  *   bench matmul_<config>_fc1_op_linear_fwdbwd ...  (op_linear through the graph vs the same op
  *                                                   in plain BLAS: 3 sgemms, bias, bias-gradient sgemv)
  *   bench sgemm_peak gflops=<x>                    (plain sgemm, 1024³)
- * VCM_BENCH_REPS sets the least N (default 15; more, up to 100, while a line has taken
+ * VCM_BENCH_REPS sets the least N (default 16; more, up to 100, while a line has taken
  * under 0.6 s). */
 #include "tensor/op_matmul.h"
 #include "tensor/tensor.h"
@@ -20,7 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#define BENCH_BUDGET_MS 600.0 /* per line, ours + ref */
+#define BENCH_BUDGET_MS 150.0 /* per line and pass, ours + ref */
+#define BENCH_MAX_ROUNDS 25   /* per line and pass */
 
 static double now_ms(void) {
     struct timespec t;
@@ -73,6 +75,30 @@ static void run_ref(const Case *c) {
     }
 }
 
+/* Every line is measured in several passes over all lines, and the best of each side
+ * over all passes is printed at the end: a slow spell of the (virtual) machine then
+ * hits one pass of a line, not all its samples. */
+#define BENCH_PASSES 4
+typedef struct {
+    char name[96];
+    double ours, ref, flops;
+} Line;
+static Line lines[64];
+static int n_lines;
+
+static void record(const char *name, double ours, double ref, double flops) {
+    for (int i = 0; i < n_lines; i++)
+        if (!strcmp(lines[i].name, name)) {
+            if (ours < lines[i].ours) lines[i].ours = ours;
+            if (ref < lines[i].ref) lines[i].ref = ref;
+            return;
+        }
+    if (n_lines == (int)(sizeof lines / sizeof lines[0])) { fprintf(stderr, "bench_matmul: too many lines\n"); exit(1); }
+    Line *l = &lines[n_lines++];
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->ours = ours; l->ref = ref; l->flops = flops;
+}
+
 static void print_line(const char *name, double ours, double ref, double flops) {
     printf("bench %s ours=%.4g ref=%.4g ratio=%.3f gflops_ours=%.1f gflops_ref=%.1f\n", name, ours, ref, ref / ours,
            flops / ours * 1e-6, flops / ref * 1e-6);
@@ -84,9 +110,9 @@ static void bench_case(const char *config, const char *layer, Case *c, int reps)
     run_ours(c); /* warm-up: page faults, OpenBLAS buffers */
     run_ref(c);
     double spent = 0;
-    /* At least `reps` rounds, more (up to 100) while under BENCH_BUDGET_MS: on a loaded
-     * machine the best of many short runs is what finds the quiet moments. */
-    for (int r = 0; r < reps || (spent < BENCH_BUDGET_MS && r < 100); r++) {
+    /* At least `reps` rounds, more while under BENCH_BUDGET_MS: on a loaded machine the
+     * best of many short runs is what finds the quiet moments. */
+    for (int r = 0; r < reps || (spent < BENCH_BUDGET_MS && r < BENCH_MAX_ROUNDS); r++) {
         /* Alternate which goes first: the one that follows the other's threads (still
          * spinning for a moment after their parallel region) is not always the same. */
         for (int k = 0; k < 2; k++) {
@@ -102,7 +128,7 @@ static void bench_case(const char *config, const char *layer, Case *c, int reps)
     }
     char name[128];
     snprintf(name, sizeof name, "matmul_%s_%s_%s", config, layer, kind_names[c->kind]);
-    print_line(name, best_ours, best_ref, 2.0 * c->R * c->in * c->out);
+    record(name, best_ours, best_ref, 2.0 * c->R * c->in * c->out);
 }
 
 /* The whole op_linear (with bias) forward + backward through the graph, against plain
@@ -154,7 +180,7 @@ static void bench_op_linear(const char *config, const char *layer, int R, int in
     }
     char name[128];
     snprintf(name, sizeof name, "matmul_%s_%s_op_linear_fwdbwd", config, layer);
-    print_line(name, best_ours, best_ref, 3 * 2.0 * R * in * out);
+    record(name, best_ours, best_ref, 3 * 2.0 * R * in * out);
     free(x0); free(dy0); free(bias); free(db); free(ones); free(c.y); free(c.dx); free(c.dW);
     graph_free(&g);
 }
@@ -207,7 +233,7 @@ int main(void) {
      * OpenBLAS to one thread for each of its calls and restores this afterwards. */
     openblas_set_num_threads(threads);
     const char *e = getenv("VCM_BENCH_REPS");
-    int reps = e && atoi(e) > 0 ? atoi(e) : 15;
+    int reps = e && atoi(e) > 0 ? atoi(e) : 16;
     /* The load average says how far to trust the figures on a shared machine. */
     char load[64] = "?";
     FILE *f = fopen("/proc/loadavg", "r");
@@ -219,7 +245,11 @@ int main(void) {
     printf("# bench_matmul: threads=%d core=%s reps=%d loadavg=%s (%s)\n", threads, openblas_get_corename(), reps, load,
            openblas_get_config());
     bench_peak(reps);
-    bench_config("nano", 32, 176, 128, 2048, reps);
-    bench_config("small", 8, 308, 384, 8192, reps);
+    int per_pass = (reps + BENCH_PASSES - 1) / BENCH_PASSES;
+    for (int pass = 0; pass < BENCH_PASSES; pass++) {
+        bench_config("nano", 32, 176, 128, 2048, per_pass);
+        bench_config("small", 8, 308, 384, 8192, per_pass);
+    }
+    for (int i = 0; i < n_lines; i++) print_line(lines[i].name, lines[i].ours, lines[i].ref, lines[i].flops);
     return 0;
 }

@@ -20,9 +20,11 @@ trap 'rm -rf "$T"' EXIT
 ARGS="--corpus $T/w/corpus.jsonl --regions $T/w/regions.jsonl --images-root $T/w --tokenizer $T/tok.tok
       --batch 32 --steps $STEPS --warmup 2 --seed 1 --quiet"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# As bench/run.sh: idle OpenMP threads sleep (spinning ones turn any other load on the
-# machine into stalls at every barrier of a 2-thread team: measured 7 vs 42 samples/s).
+# As bench/run.sh: idle OpenMP threads spin ~0.1 ms, then sleep (long-spinning ones turn
+# any other load on the machine into stalls at every barrier of a 2-thread team:
+# measured 7 vs 42 samples/s).
 : "${OMP_WAIT_POLICY:=PASSIVE}"; export OMP_WAIT_POLICY
+: "${GOMP_SPINCOUNT:=10000}"; export GOMP_SPINCOUNT
 # Without ssh (a minimal container) Open MPI 4 refuses to start even on one machine.
 command -v ssh >/dev/null 2>&1 || command -v rsh >/dev/null 2>&1 || export OMPI_MCA_plm_rsh_agent=/bin/false
 # median of column 5 (samples_per_s) over steps >= 3

@@ -127,7 +127,7 @@ static int bench_op(int op, const Cfg *c) {
 }
 
 int main(int argc, char **argv) {
-    /* bench/run.sh exports OMP_WAIT_POLICY=PASSIVE for this and ref_ops.py (why: there). */
+    /* bench/run.sh exports OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT for this and ref_ops.py (why: there). */
     /* Optional filter: run only names containing argv[1]. */
     const char *only = argc > 1 ? argv[1] : "";
     vcm_threads_init(0);

@@ -10,9 +10,10 @@ import math
 import os
 import time
 
-# Passive OpenMP waiting unless the caller chose otherwise, as bench/run.sh sets for
+# Short-spin, then passive, OpenMP waiting unless the caller chose otherwise, as bench/run.sh sets for
 # both sides (see there why). Must be set before torch loads libgomp.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import torch  # noqa: E402
 import torch.nn.functional as F

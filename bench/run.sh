@@ -15,10 +15,13 @@ if [ -z "$OPENBLAS_CORETYPE" ] && [ -x "$BUILD/vcm" ]; then
     OPENBLAS_CORETYPE=$("$BUILD/vcm" --blas-core); export OPENBLAS_CORETYPE
 fi
 out=$(mktemp); refs=$(mktemp)
-# Spinning OpenMP threads wait for scheduler ticks whenever anything else runs on the
-# machine, which turns timings into multiples of 4 ms; both sides wait passively.
+# OpenMP threads that spin long (libgomp's default, ~3 ms) wait for scheduler ticks
+# whenever anything else runs on the machine, which turns timings into multiples of
+# 4 ms; threads that sleep at once pay a kernel wake-up at every parallel region. Both
+# sides spin ~0.1 ms and then sleep, as vcm itself does (docs/TENSOR.md).
 : "${OMP_WAIT_POLICY:=PASSIVE}"; export OMP_WAIT_POLICY
-echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, openblas=${OPENBLAS_CORETYPE:-auto}, omp_wait=$OMP_WAIT_POLICY, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+: "${GOMP_SPINCOUNT:=10000}"; export GOMP_SPINCOUNT
+echo "# make bench: $(date -u +%Y-%m-%dT%H:%MZ), threads=$THREADS, openblas=${OPENBLAS_CORETYPE:-auto}, omp_wait=$OMP_WAIT_POLICY, gomp_spincount=$GOMP_SPINCOUNT, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for b in "$BUILD"/bench/bench_*; do
     case "$b" in *.d) continue ;; esac
     [ -x "$b" ] || continue

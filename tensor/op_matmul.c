@@ -18,12 +18,11 @@
 /* ------------------------------------------------------------------ tiling */
 
 #define GEMM_TILE_FLOPS 4.0e6 /* a tile smaller than this is not worth a thread */
-/* Every tile repacks the operand it shares with its neighbours (one M tile packs all
- * of B), which costs ~1% of a model-sized gemm per extra tile with OpenBLAS's fast
- * (SkylakeX) kernels: 4 tiles balance 1, 2 and 4 threads for ~4% (measured, see
- * docs/TENSOR_MATMUL.md). Raise it for machines with more cores; results change with
- * it, but never with the thread count. */
-#define GEMM_MAX_TILES 4
+/* At most vcm_gemm_max_tiles() tiles (tensor/threads.c): by default the machine's core
+ * count, never the thread count. Every tile repacks the operand it shares with its
+ * neighbours (one M tile packs all of B), ~1% of a model-sized gemm per extra tile with
+ * OpenBLAS's fast (SkylakeX) kernels, so more tiles than cores only cost (measured, see
+ * docs/TENSOR_MATMUL.md). Results change with the tile count, never with the threads. */
 #define GEMM_MIN_MN 64        /* rows/cols of the smallest M or N tile */
 #define GEMM_MIN_K 256        /* depth of the smallest K tile */
 #define GEMM_MAX_KSPLIT 4     /* K tiles cost scratch: (sk-1)·M·N floats */
@@ -37,23 +36,26 @@ typedef struct {
 static int round_up(int x, int a) { return (x + a - 1) / a * a; }
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-/* Greedy: double the tile count along the dim whose doubling adds the least memory
- * traffic. Each tile packs its own slices of A and B, so with sm × sn tiles A is packed
- * sn times in all (M·K each) and B sm times (K·N each): doubling sm adds sm·K·N, doubling
- * sn adds sn·M·K; doubling sk adds sk partial C's written and read back (~3·M·N each). */
+/* Greedy: double the tiles along the dim whose tiles are longest, in these units: an M
+ * tile row counts 1, an N tile column 1/1.5, a K tile step 1/8. So M is cut first and N
+ * only when clearly wider, because a row-major M tile is what OpenBLAS's driver keeps
+ * in its large outer loop (splitting N instead measured 3-10% slower at 2 threads on
+ * most model shapes); K only for dW-like products, M·N small next to K, where the partial
+ * C's written and added back (scratch) cost less than either. Measured for every linear
+ * layer gemm of nano and small, docs/TENSOR_MATMUL.md. */
 static Tiles gemm_tiles(int M, int N, int K, int allow_k) {
     Tiles t = {1, 1, 1, M, N, K};
     double flops = 2.0 * M * N * K;
-    int want = 1;
-    while (want < GEMM_MAX_TILES && flops / (2.0 * want) >= GEMM_TILE_FLOPS) want *= 2;
+    int want = 1, max_tiles = vcm_gemm_max_tiles();
+    while (want < max_tiles && flops / (2.0 * want) >= GEMM_TILE_FLOPS) want *= 2;
     while (t.sm * t.sn * t.sk < want) {
-        const double inf = 1e300;
-        double cost_m = M / (2 * t.sm) >= GEMM_MIN_MN ? (double)t.sm * K * N : inf;
-        double cost_n = N / (2 * t.sn) >= GEMM_MIN_MN ? (double)t.sn * M * K : inf;
-        double cost_k = allow_k && 2 * t.sk <= GEMM_MAX_KSPLIT && K / (2 * t.sk) >= GEMM_MIN_K ? 3.0 * t.sk * M * N : inf;
-        if (cost_m >= inf && cost_n >= inf && cost_k >= inf) break;
-        if (cost_m <= cost_n && cost_m <= cost_k) t.sm *= 2;
-        else if (cost_n <= cost_k) t.sn *= 2;
+        double m = (double)M / t.sm, n = (double)N / t.sn, k = (double)K / t.sk;
+        double score_m = m / 2 >= GEMM_MIN_MN ? m : -1;
+        double score_n = n / 2 >= GEMM_MIN_MN ? n / 1.5 : -1;
+        double score_k = allow_k && 2 * t.sk <= GEMM_MAX_KSPLIT && k / 2 >= GEMM_MIN_K ? k / 8 : -1;
+        if (score_m < 0 && score_n < 0 && score_k < 0) break;
+        if (score_m >= score_n && score_m >= score_k) t.sm *= 2;
+        else if (score_n >= score_k) t.sn *= 2;
         else t.sk *= 2;
     }
     t.cm = round_up(ceil_div(M, t.sm), GEMM_ALIGN);

@@ -62,6 +62,12 @@ static inline double vcm_rng_uniform(uint64_t *state) {
  * the OpenMP pool). n <= 0: the VCM_THREADS environment variable, else the cores. */
 int vcm_threads_init(int n);
 int vcm_threads(void);
+/* Most tiles one gemm is cut into (tensor/op_matmul.c): the results depend on it, never
+ * on the thread count. Default: the machine's online cores as a power of two ≤ 16, or
+ * VCM_GEMM_TILES. Set n (rounded down to a power of two; <= 0 restores the default)
+ * before any work, as tests do to cover more tilings; returns the value in force. */
+int vcm_gemm_max_tiles(void);
+int vcm_gemm_set_max_tiles(int n);
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...). */
 const char *vcm_blas_core(void);
 /* When OpenBLAS fell back to its generic kernels on a CPU it did not recognise but

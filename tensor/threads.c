@@ -32,6 +32,33 @@ int vcm_threads_init(int n) {
 
 int vcm_threads(void) { return n_threads; }
 
+/* The gemm tile count is a property of the machine, not of the run: the online cores
+ * (not the ones this process is bound to, which follow the thread settings), rounded
+ * down to a power of two, at most 16; VCM_GEMM_TILES overrides it. Computed on first
+ * use; a race computes the same value twice. */
+static int gemm_max_tiles = 0;
+
+static int pow2_floor(long n) {
+    int p = 1;
+    while (p * 2 <= n && p < 16) p *= 2;
+    return p;
+}
+
+int vcm_gemm_max_tiles(void) {
+    if (gemm_max_tiles <= 0) {
+        const char *env = getenv("VCM_GEMM_TILES");
+        long n = env && *env ? atol(env) : 0;
+        if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+        gemm_max_tiles = pow2_floor(n);
+    }
+    return gemm_max_tiles;
+}
+
+int vcm_gemm_set_max_tiles(int n) {
+    gemm_max_tiles = n > 0 ? pow2_floor(n) : 0;
+    return vcm_gemm_max_tiles();
+}
+
 const char *vcm_blas_core(void) { return openblas_get_corename(); }
 
 /* OpenBLAS 0.3.21 (Debian 12) does not recognise recent Xeons (seen: a Sapphire Rapids

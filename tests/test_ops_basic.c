@@ -8,6 +8,8 @@
 #include "tests/test.h"
 
 #include <cblas.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* Every op here is linear in each input element (mul and matmul are bilinear), so a
  * central difference is exact up to rounding whatever the step: a large step keeps
@@ -529,7 +531,7 @@ static void run_all_ops(int threads, Bytes *out) {
         keep(out, y->data, y->n); keep(out, a->grad, a->n); keep(out, b->grad, b->n);
         graph_reset(&g);
     }
-    /* linear: the forward takes M tiles, dW takes K tiles */
+    /* linear: the forward and dW take M tiles (at 8 tiles dW also N) */
     {
         Tensor *x = rand_graph(&g, 3, (int[]){4, 275, 300}, 1, &s), *w = rand_graph(&g, 2, (int[]){300, 300}, 1, &s);
         Tensor *b = rand_graph(&g, 1, (int[]){300}, 1, &s);
@@ -538,7 +540,7 @@ static void run_all_ops(int threads, Bytes *out) {
         keep(out, y->data, y->n); keep(out, x->grad, x->n); keep(out, w->grad, w->n); keep(out, b->grad, b->n);
         graph_reset(&g);
     }
-    /* linear with few rows and a long out (the logits layer): dX takes K tiles */
+    /* linear with few rows and a long out (the logits layer): the forward takes N tiles, dX K tiles */
     {
         Tensor *x = rand_graph(&g, 3, (int[]){2, 50, 96}, 1, &s), *w = rand_graph(&g, 2, (int[]){1200, 96}, 1, &s);
         Tensor *y = op_linear(&g, x, w, NULL);
@@ -594,16 +596,43 @@ static void run_all_ops(int threads, Bytes *out) {
     graph_free(&g);
 }
 
+/* At every gemm tile count (a machine property: 2 here, 4 covers 2 × 2 and K tiles, 8
+ * more of each), 1 and 2 threads give the same bits; different tile counts need not. */
 static void test_bitwise_same_with_1_and_2_threads(void) {
-    Bytes one = {0}, two = {0};
-    run_all_ops(1, &one);
-    run_all_ops(2, &two);
-    CHECK(one.n == two.n && one.n > 0);
-    size_t diff = 0;
-    for (size_t i = 0; i < one.n && i < two.n; i++) diff += memcmp(&one.v[i], &two.v[i], sizeof(float)) != 0;
-    CHECK_MSG(diff == 0, "%zu of %zu floats differ", diff, one.n);
-    free(one.v);
-    free(two.v);
+    const int tiles[] = {2, 4, 8};
+    for (int ti = 0; ti < 3; ti++) {
+        CHECK(vcm_gemm_set_max_tiles(tiles[ti]) == tiles[ti]);
+        Bytes one = {0}, two = {0};
+        run_all_ops(1, &one);
+        run_all_ops(2, &two);
+        CHECK(one.n == two.n && one.n > 0);
+        size_t diff = 0;
+        for (size_t i = 0; i < one.n && i < two.n; i++) diff += memcmp(&one.v[i], &two.v[i], sizeof(float)) != 0;
+        CHECK_MSG(diff == 0, "max tiles %d: %zu of %zu floats differ", tiles[ti], diff, one.n);
+        free(one.v);
+        free(two.v);
+    }
+    vcm_gemm_set_max_tiles(4);
+    vcm_threads_init(0);
+}
+
+/* The default tile count is the machine's (a power of two ≤ 16) whatever the threads,
+ * VCM_GEMM_TILES overrides it, and a set count is rounded down to a power of two. */
+static void test_gemm_tile_count_is_not_the_thread_count(void) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = 1;
+    while (want * 2 <= cores && want < 16) want *= 2;
+    unsetenv("VCM_GEMM_TILES");
+    for (int t = 1; t <= 3; t++) {
+        vcm_threads_init(t);
+        CHECK_MSG(vcm_gemm_set_max_tiles(0) == want, "threads %d: %d tiles, want %d", t, vcm_gemm_max_tiles(), want);
+    }
+    setenv("VCM_GEMM_TILES", "8", 1);
+    CHECK(vcm_gemm_set_max_tiles(0) == 8);
+    unsetenv("VCM_GEMM_TILES");
+    CHECK(vcm_gemm_set_max_tiles(6) == 4);
+    CHECK(vcm_gemm_set_max_tiles(100) == 16);
+    vcm_gemm_set_max_tiles(4);
     vcm_threads_init(0);
 }
 
@@ -625,6 +654,7 @@ static void test_gemm_close_to_cblas(void) {
 
 int main(void) {
     vcm_threads_init(0);
+    vcm_gemm_set_max_tiles(4); /* the tilings the checks below were written for */
     RUN(test_elementwise_forward_and_grad);
     RUN(test_mul_same_tensor_twice);
     RUN(test_matmul_forward_and_grad);
@@ -639,5 +669,6 @@ int main(void) {
     RUN(test_patches_match_conv2d_weight_layout);
     RUN(test_errors_return_null_with_message);
     RUN(test_bitwise_same_with_1_and_2_threads);
+    RUN(test_gemm_tile_count_is_not_the_thread_count);
     return test_summary();
 }

@@ -14,18 +14,28 @@ static void usage(FILE *f) {
 #undef X
 }
 
-/* See vcm_blas_preferred_core: choose OpenBLAS's kernels for this CPU by running
- * ourselves again with OPENBLAS_CORETYPE set. Once only: the variable is then set. */
-static void select_blas_kernels(char **argv) {
+/* Settings that the libraries read only when they load, so they are chosen by running
+ * ourselves again once with the environment set (then they are set: no loop).
+ * - OpenBLAS's kernels for this CPU (see vcm_blas_preferred_core).
+ * - How long an idle OpenMP thread spins before it sleeps: libgomp's default (~3 ms)
+ *   stalls every barrier when the cores are shared, OMP_WAIT_POLICY=passive (sleep at
+ *   once) pays a kernel wake-up at each of the ~400 parallel regions of a training step
+ *   (10% of a nano step here); VCM_OMP_SPIN spins (GOMP_SPINCOUNT, ~0.1 ms) catch the
+ *   next region of a busy step and waste little on a shared machine. Left alone when
+ *   the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. docs/BENCH.md has the figures. */
+#define VCM_OMP_SPIN "10000"
+static void set_runtime_env(char **argv) {
+    if (getenv("VCM_NO_REEXEC")) return;
+    int again = 0;
     const char *core = vcm_blas_preferred_core();
-    if (!core || getenv("VCM_NO_REEXEC")) return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the generic kernels */
+    if (core) { setenv("OPENBLAS_CORETYPE", core, 1); again = 1; }
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) { setenv("GOMP_SPINCOUNT", VCM_OMP_SPIN, 1); again = 1; }
+    if (again) execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the library defaults */
 }
 
 int main(int argc, char **argv) {
-    select_blas_kernels(argv);
+    set_runtime_env(argv);
     if (argc >= 2 && !strcmp(argv[1], "--blas-core")) {
         /* for scripts that run other programs (bench, PyTorch) with the same kernels */
         const char *pref = vcm_blas_preferred_core();
