@@ -218,10 +218,12 @@ Tensor *student_hidden(Graph *g, Student *m, const Batch *b) {
     const uint8_t *valid;
     Tensor *x = student_decoder_input(g, m, b, &valid, NULL);
     if (!x) return NULL;
-    int prefix = x->shape[1] - b->T;
-    x = blocks_forward(g, m->dec_blocks, m->cfg.dec_layers, x, 1, valid);
-    x = layernorm_forward(g, &m->dec_norm, x);
-    return op_slice_seq(g, x, prefix, b->T);
+    int prefix = x->shape[1] - b->T, n = m->cfg.dec_layers;
+    /* Only the text rows of the last layer are read (by the logits): its prefix rows
+     * give keys and values but skip queries, projection and MLP (docs/MODEL.md). */
+    x = blocks_forward(g, m->dec_blocks, n - 1, x, 1, valid);
+    x = block_forward_from(g, &m->dec_blocks[n - 1], x, 1, valid, prefix);
+    return layernorm_forward(g, &m->dec_norm, x);
 }
 
 Tensor *student_logits(Graph *g, Student *m, const Batch *b) {

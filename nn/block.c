@@ -54,6 +54,19 @@ Tensor *block_forward(Graph *g, const Block *b, Tensor *x, int causal, const uin
     return op_add(g, h, mlp_forward(g, &b->mlp, layernorm_forward(g, &b->norm2, h)));
 }
 
+/* The same block with only the rows q0 … T−1 out ([B, T−q0, d]): every row still gives
+ * its key and value (norm1 and qkv run over all of x), but the queries, the projection,
+ * the residual, norm2 and the MLP run over the kept rows alone. For the last decoder
+ * layer, whose prefix rows nobody reads. */
+Tensor *block_forward_from(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid, int q0) {
+    if (!x) return NULL;
+    if (q0 == 0) return block_forward(g, b, x, causal, key_valid);
+    Tensor *qkv = linear_forward(g, &b->attn.qkv, layernorm_forward(g, &b->norm1, x));
+    Tensor *a = linear_forward(g, &b->attn.proj, op_attention_from(g, qkv, b->attn.n_heads, causal, key_valid, q0));
+    Tensor *h = op_add(g, op_slice_seq(g, x, q0, x->shape[1] - q0), a);
+    return op_add(g, h, mlp_forward(g, &b->mlp, layernorm_forward(g, &b->norm2, h)));
+}
+
 int blocks_declare(Block *b, int n, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std) {
     char name[NN_NAME_MAX], idx[16];
     for (int i = 0; i < n; i++) {

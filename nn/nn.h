@@ -146,6 +146,9 @@ Tensor *mlp_forward(Graph *g, const Mlp *m, Tensor *x);
 typedef struct Block { LayerNorm norm1; Attention attn; LayerNorm norm2; Mlp mlp; } Block;
 int block_declare(Block *b, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std);
 Tensor *block_forward(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid);
+/* Only the rows q0 … T−1 of block_forward's output, [B, T−q0, d], without computing the
+ * others (all rows still give keys and values). */
+Tensor *block_forward_from(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid, int q0);
 /* n blocks named "<prefix>.0", "<prefix>.1", … and run in order. */
 int blocks_declare(Block *b, int n, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std);
 Tensor *blocks_forward(Graph *g, const Block *b, int n, Tensor *x, int causal, const uint8_t *key_valid);

@@ -1,6 +1,7 @@
 /* Tensors in the arena, the tape, and backward. */
 #include "tensor.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,10 @@ const char *shape_str(const Tensor *t, char *buf, size_t size) {
 int graph_init(Graph *g, size_t arena_block_size) {
     memset(g, 0, sizeof *g);
     g->grad_enabled = 1;
+    /* Tests set it so that a backward kernel that adds into an unset gradient without
+     * grad_accumulate gives NaN instead of the zeros fresh pages happen to hold. */
+    const char *poison = getenv("VCM_POISON_GRADS");
+    g->poison = poison && *poison && strcmp(poison, "0");
     g->cap_nodes = 256;
     g->nodes = calloc((size_t)g->cap_nodes, sizeof *g->nodes);
     if (!g->nodes) return vcm_fail(VCM_ERR, "out of memory: tape");
@@ -119,12 +124,28 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad) {
     if (!t) return NULL;
     t->data = arena_alloc(&g->arena, t->n * sizeof(float));
     if (!t->data) { graph_fail(g, "%s", vcm_error()); return NULL; }
-    if (with_grad) {
-        t->grad = arena_alloc(&g->arena, t->n * sizeof(float));
-        if (!t->grad) { graph_fail(g, "%s", vcm_error()); return NULL; }
-        zero_grad_buffer(t->grad, t->n);
-    }
+    if (with_grad && graph_grad_alloc(g, t)) return NULL;
     return t;
+}
+
+int graph_grad_alloc(Graph *g, Tensor *t) {
+    t->grad = arena_alloc(&g->arena, t->n * sizeof(float));
+    if (!t->grad) return graph_fail(g, "%s", vcm_error());
+    t->unset_flag = 1;
+    t->grad_unset = &t->unset_flag;
+    if (g->poison)
+        for (size_t i = 0; i < t->n; i++) t->grad[i] = NAN;
+    return VCM_OK;
+}
+
+int grad_overwrite(Tensor *t) {
+    if (!t->grad_unset || !*t->grad_unset) return 0;
+    *t->grad_unset = 0;
+    return 1;
+}
+
+void grad_accumulate(Tensor *t) {
+    if (grad_overwrite(t)) zero_grad_buffer(t->grad, t->n);
 }
 
 Node *graph_push(Graph *g, const char *name, BackwardFn fn, Tensor *out) {
@@ -147,17 +168,25 @@ int graph_backward(Graph *g, Tensor *loss) {
     if (g->failed) return vcm_fail(VCM_ERR, "backward after a failed forward: %s", vcm_error());
     if (!loss || loss->n != 1 || !loss->grad)
         return vcm_fail(VCM_ERR, "backward needs a scalar loss that carries a gradient");
+    grad_overwrite(loss);
     loss->grad[0] = 1.0f;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         Node *n = &g->nodes[i];
-        if (n->backward && n->out->grad) n->backward(n);
+        if (!n->backward || !n->out->grad) continue;
+        grad_accumulate(n->out); /* an output nothing used: its gradient is zero */
+        n->backward(n);
     }
     return VCM_OK;
 }
 
 Tensor *tensor_new(Graph *g, int ndim, const int *shape, int with_grad) {
     Tensor *t = graph_tensor(g, ndim, shape, with_grad);
-    if (t) memset(t->data, 0, t->n * sizeof(float));
+    if (!t) return NULL;
+    memset(t->data, 0, t->n * sizeof(float));
+    if (t->grad) { /* a leaf's gradient is a sum that starts at zero */
+        memset(t->grad, 0, t->n * sizeof(float));
+        t->grad_unset = NULL;
+    }
     return t;
 }
 Tensor *tensor_1d(Graph *g, int a, int wg) { int s[] = {a}; return tensor_new(g, 1, s, wg); }
@@ -197,6 +226,10 @@ Tensor *op_slice0(Graph *g, Tensor *x, int start, int len) {
     t->shape[0] = len;
     t->n = row * (size_t)len;
     t->data = x->data + row * (size_t)start;
-    if (x->grad) t->grad = x->grad + row * (size_t)start;
+    if (x->grad) { /* the view covers part of x's gradient, so x's must hold zeros */
+        grad_accumulate(x);
+        t->grad = x->grad + row * (size_t)start;
+        t->grad_unset = NULL;
+    }
     return t;
 }

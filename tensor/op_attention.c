@@ -11,6 +11,8 @@
  * block, rescales each row to sum 1, and then, with Δ_i = Σ_j P·dP (= Σ_d dO·O, in double):
  *     dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − Δ),  dQ = scale·dS·K,  dK += dSᵀ·(scale·Q).
  * A query row with no allowed key gets lse = +inf: output 0, gradient 0.
+ * op_attention_from(…, q0) computes only the queries q0 … T−1 (all T keys and values
+ * stay): the last layer of a decoder whose loss reads only the text rows.
  * Tasks write disjoint columns of the output / of dqkv and each runs the same
  * instructions on any thread, so results are bitwise identical for any thread count.
  * The small matrix products are a register-tiled kernel (att_mm) rather than OpenBLAS:
@@ -30,11 +32,12 @@
 typedef struct {
     int B, T, D, H, hd, hdp, Tp, causal;
     float scale;
+    int q0, Tq; /* queries q0 … T−1 only (Tq = T − q0 rows of output) */
 } AttDims;
 
 /* What backward needs, in the arena (node->saved). */
 typedef struct {
-    float *lse;          /* [B·H·T] */
+    float *lse;          /* [B·H·Tq] */
     float *scratch;      /* n_slots × att_scratch_floats(d, 1) */
     const uint8_t *key_valid;
     int n_slots;
@@ -182,20 +185,19 @@ static float att_exp_row(float *s, const float *bias, int n, float shift) {
     return sum;
 }
 
-/* dout (may be NULL): the output's gradient buffer; the head-0 task of each batch
- * zeroes that batch's rows (in parallel, instead of a serial memset in the graph). */
 static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
-                             float *out, float *dout, float *lse, float *ws) {
+                             float *out, float *lse, float *ws) {
     int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)D;
     float *Kt = ws, *Vs = Kt + (size_t)hdp * Tp, *S = Vs + (size_t)Tp * hdp;
     float *Qb = S + (size_t)ATT_QB * Tp, *Ob = Qb + (size_t)ATT_QB * hdp, *bias = Ob + (size_t)ATT_QB * hdp;
     float *rinv = bias + Tp;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
-    if (dout && h == 0) vm_zero_stream(dout + (size_t)b * T * D, (size_t)T * D);
+    int Tq = d->Tq;
     att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, NULL, NULL, Vs, bias);
     for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
-    for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+    float *lrow = lse + (size_t)(b * d->H + h) * Tq; /* row i of the output: query q0 + i */
+    for (int i0 = d->q0; i0 < T; i0 += ATT_QB) {
         int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
         int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
         att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
@@ -204,28 +206,29 @@ static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, c
             int i = i0 + r, lim = d->causal ? i + 1 : T;
             float *sr = S + (size_t)r * Tp;
             float mx = att_max_row(sr, bias, lim);
-            float *lrow = lse + (size_t)(b * d->H + h) * T;
             if (mx == -INFINITY) { /* no key allowed: output zeros */
                 memset(sr, 0, (size_t)nk * sizeof(float));
-                lrow[i] = INFINITY;
+                lrow[i - d->q0] = INFINITY;
                 rinv[r] = 0.0f;
                 continue;
             }
             float sum = att_exp_row(sr, bias, lim, mx);
             for (int j = lim; j < nk; j++) sr[j] = 0.0f;
             rinv[r] = 1.0f / sum;
-            lrow[i] = mx + logf(sum);
+            lrow[i - d->q0] = mx + logf(sum);
         }
         att_mm(mr, hdp, nk, S, Tp, 1, Vs, hdp, Ob, hdp, 0);
         for (int r = 0; r < mr; r++) {
-            float *o = out + ((size_t)b * T + i0 + r) * D + (size_t)h * hd;
+            float *o = out + ((size_t)b * Tq + i0 - d->q0 + r) * D + (size_t)h * hd;
             for (int c = 0; c < hd; c++) o[c] = Ob[(size_t)r * hdp + c] * rinv[r];
         }
     }
 }
 
+/* set: dqkv held no values (grad_overwrite); this task then writes its head's columns of
+ * every row with = (dq of the rows before q0: zeros). */
 static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
-                              const float *dout, const float *lse, float *dqkv, float *ws) {
+                              const float *dout, const float *lse, float *dqkv, int set, float *ws) {
     int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)D, tp_hdp = (size_t)Tp * hdp;
     float *Ks = ws, *dKs = Ks + tp_hdp, *dVs = dKs + tp_hdp, *Kt = dVs + tp_hdp, *Vt = Kt + tp_hdp;
@@ -233,14 +236,16 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
     float *P = dQb + (size_t)ATT_QB * hdp, *dP = P + (size_t)ATT_QB * Tp;
     float *bias = dP + (size_t)ATT_QB * Tp;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
-    const float *lrow = lse + (size_t)(b * d->H + h) * T;
+    const float *lrow = lse + (size_t)(b * d->H + h) * d->Tq; /* row i: query q0 + i */
     att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, Ks, Vt, NULL, bias);
     for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
     memset(dKs, 0, 2 * tp_hdp * sizeof(float)); /* dKs and dVs */
-    for (int i0 = 0; i0 < T; i0 += ATT_QB) {
+    if (set)
+        for (int i = 0; i < d->q0; i++) memset(dqkv + ((size_t)b * T + i) * ld + (size_t)h * hd, 0, (size_t)hd * sizeof(float));
+    for (int i0 = d->q0; i0 < T; i0 += ATT_QB) {
         int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
         int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
-        const float *dorow = dout + ((size_t)b * T + i0) * D + (size_t)h * hd;
+        const float *dorow = dout + ((size_t)b * d->Tq + i0 - d->q0) * D + (size_t)h * hd;
         att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
         att_gather_rows(dOb, dorow, (size_t)D, mr, hd, hdp, 1.0f);
         att_mm(mr, nkp, hdp, Qb, hdp, 1, Kt, Tp, P, Tp, 0);
@@ -248,8 +253,9 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
         for (int r = 0; r < mr; r++) {
             int i = i0 + r, lim = d->causal ? i + 1 : T;
             float *pr = P + (size_t)r * Tp, *dr = dP + (size_t)r * Tp;
-            if (isinf(lrow[i])) lim = 0; /* fully masked row: P = 0 */
-            float psum = att_exp_row(pr, bias, lim, lrow[i]);
+            float l = lrow[i - d->q0];
+            if (isinf(l)) lim = 0; /* fully masked row: P = 0 */
+            float psum = att_exp_row(pr, bias, lim, l);
             for (int j = lim; j < nkp; j++) pr[j] = 0.0f;
             /* Renormalise: the float lse is off by up to a few ulp, which scales the
              * whole row by the same (1 + δ); unchecked, δ differs per query and does
@@ -271,16 +277,22 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
         att_mm(mr, hdp, nk, dP, Tp, 1, Ks, hdp, dQb, hdp, 0);
         for (int r = 0; r < mr; r++) {
             float *dq = dqkv + ((size_t)b * T + i0 + r) * ld + (size_t)h * hd;
-            for (int c = 0; c < hd; c++) dq[c] += d->scale * dQb[(size_t)r * hdp + c];
+            if (set) for (int c = 0; c < hd; c++) dq[c] = d->scale * dQb[(size_t)r * hdp + c];
+            else for (int c = 0; c < hd; c++) dq[c] += d->scale * dQb[(size_t)r * hdp + c];
         }
         /* dK[0..nk) += dSᵀ·(scale·Q_blk) */
         att_mm(nk, hdp, mr, dP, 1, (size_t)Tp, Qb, hdp, dKs, hdp, 1);
     }
     for (int j = 0; j < T; j++) {
         float *dk = dqkv + ((size_t)b * T + j) * ld + D + (size_t)h * hd, *dv = dk + D;
-        for (int c = 0; c < hd; c++) {
-            dk[c] += dKs[(size_t)j * hdp + c];
-            dv[c] += dVs[(size_t)j * hdp + c];
+        if (set) {
+            memcpy(dk, dKs + (size_t)j * hdp, (size_t)hd * sizeof(float));
+            memcpy(dv, dVs + (size_t)j * hdp, (size_t)hd * sizeof(float));
+        } else {
+            for (int c = 0; c < hd; c++) {
+                dk[c] += dKs[(size_t)j * hdp + c];
+                dv[c] += dVs[(size_t)j * hdp + c];
+            }
         }
     }
 }
@@ -289,7 +301,9 @@ static void att_node_backward(Node *node) {
     Tensor *qkv = node->in[0], *y = node->out;
     if (!qkv->grad) return;
     const AttSaved *sv = node->saved;
-    AttDims d = {qkv->shape[0], qkv->shape[1], y->shape[2], node->iattr[0], 0, 0, 0, node->iattr[1], 0};
+    AttDims d = {qkv->shape[0], qkv->shape[1], y->shape[2], node->iattr[0], 0, 0, 0, node->iattr[1], 0, 0, 0};
+    d.Tq = y->shape[1];
+    d.q0 = d.T - d.Tq;
     d.hd = d.D / d.H;
     d.hdp = round_up(d.hd, VF_N);
     d.Tp = round_up(d.T, VF_N);
@@ -297,17 +311,22 @@ static void att_node_backward(Node *node) {
     size_t per = att_scratch_floats(&d, 1);
     int n_tasks = d.B * d.H;
     int par = sv->n_slots > 1 && (double)n_tasks * d.T * d.T * d.hd >= ATT_PAR_MIN;
+    int set = grad_overwrite(qkv);
 #pragma omp parallel num_threads(sv->n_slots) if (par)
     {
         float *ws = sv->scratch + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int t = 0; t < n_tasks; t++)
             att_backward_task(&d, t / d.H, t % d.H, qkv->data, sv->key_valid, y->grad, sv->lse,
-                              qkv->grad, ws);
+                              qkv->grad, set, ws);
     }
 }
 
 Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid) {
+    return op_attention_from(g, qkv, n_heads, causal, key_valid, 0);
+}
+
+Tensor *op_attention_from(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid, int q0) {
     if (!qkv) return NULL;
     char sb[64];
     if (qkv->ndim != 3 || qkv->shape[2] % 3 || n_heads <= 0 || (qkv->shape[2] / 3) % n_heads) {
@@ -315,32 +334,36 @@ Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8
                    shape_str(qkv, sb, sizeof sb), n_heads);
         return NULL;
     }
-    AttDims d = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, n_heads, 0, 0, 0, causal != 0, 0};
+    if (q0 < 0 || q0 >= qkv->shape[1]) {
+        graph_fail(g, "attention: first query %d outside the %d positions of qkv %s", q0, qkv->shape[1],
+                   shape_str(qkv, sb, sizeof sb));
+        return NULL;
+    }
+    AttDims d = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, n_heads, 0, 0, 0, causal != 0, 0, q0, 0};
+    d.Tq = d.T - q0;
     d.hd = d.D / d.H;
     d.hdp = round_up(d.hd, VF_N);
     d.Tp = round_up(d.T, VF_N);
     d.scale = 1.0f / sqrtf((float)d.hd);
     int wg = graph_wants_grad(g, qkv, NULL, NULL);
-    int shape[3] = {d.B, d.T, d.D};
-    Tensor *y = graph_tensor(g, 3, shape, 0);
+    int shape[3] = {d.B, d.Tq, d.D};
+    Tensor *y = graph_tensor(g, 3, shape, wg);
     if (!y) return NULL;
-    if (wg) y->grad = arena_alloc(&g->arena, y->n * sizeof(float));
     int n_slots = omp_get_max_threads();
     /* One scratch for both passes: sized for the backward when there will be one. */
     size_t per = att_scratch_floats(&d, wg);
     AttSaved *sv = arena_alloc(&g->arena, sizeof *sv);
-    float *lse = arena_alloc(&g->arena, (size_t)d.B * d.H * d.T * sizeof(float));
+    float *lse = arena_alloc(&g->arena, (size_t)d.B * d.H * d.Tq * sizeof(float));
     float *scratch = arena_alloc(&g->arena, per * (size_t)n_slots * sizeof(float));
-    if (!sv || !lse || !scratch || (wg && !y->grad)) { graph_fail(g, "attention: %s", vcm_error()); return NULL; }
+    if (!sv || !lse || !scratch) { graph_fail(g, "attention: %s", vcm_error()); return NULL; }
     *sv = (AttSaved){lse, scratch, key_valid, n_slots};
     int n_tasks = d.B * d.H;
     int par = n_slots > 1 && (double)n_tasks * d.T * d.T * d.hd >= ATT_PAR_MIN;
 #pragma omp parallel num_threads(n_slots) if (par)
     {
         float *ws = scratch + per * (size_t)omp_get_thread_num();
-#pragma omp for schedule(static) nowait
-        for (int t = 0; t < n_tasks; t++) att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, y->grad, lse, ws);
-        vm_stream_fence();
+#pragma omp for schedule(static)
+        for (int t = 0; t < n_tasks; t++) att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, lse, ws);
     }
     if (wg) {
         Node *n = graph_push(g, "attention", att_node_backward, y);

@@ -8,6 +8,7 @@
 #include "vecmath.h"
 
 #include <math.h>
+#include <string.h>
 
 #define CE_PAR_MIN 32768
 
@@ -48,24 +49,29 @@ static int cross_entropy_forward(float *out, float *loss_row, float *lse, const 
     return count;
 }
 
-static void cross_entropy_backward(float *dlogits, float dout, int count, const float *lse,
+/* dlogits += the gradient, or = it when set (dlogits held no values: the ignored rows,
+ * or all rows when none counts, are then written as zeros). */
+static void cross_entropy_backward(float *dlogits, int set, float dout, int count, const float *lse,
                                    const float *logits, const int32_t *targets, int ignore_index,
                                    size_t N, int V) {
-    if (count == 0) return;
-    float scale = dout / (float)count;
+    float scale = count ? dout / (float)count : 0.0f;
     long n = (long)N;
+    if (count == 0 && !set) return;
 #pragma omp parallel for schedule(static) if (N * (size_t)V >= CE_PAR_MIN)
     for (long r = 0; r < n; r++) {
-        if (targets[r] == ignore_index) continue;
-        const float *x = logits + (size_t)r * V;
         float *dx = dlogits + (size_t)r * V;
+        if (count == 0 || targets[r] == ignore_index) {
+            if (set) memset(dx, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        const float *x = logits + (size_t)r * V;
         vf vl = vf_set1(lse[r]), vs = vf_set1(scale);
         int j;
         for (j = 0; j + VF_N <= V; j += VF_N) {
             vf p = vf_exp(vf_sub(vf_load(x + j), vl));
-            vf_store(dx + j, vf_fma(p, vs, vf_load(dx + j)));
+            vf_store(dx + j, set ? vf_mul(p, vs) : vf_fma(p, vs, vf_load(dx + j)));
         }
-        for (; j < V; j++) dx[j] = fmaf(vm_expf(x[j] - lse[r]), scale, dx[j]);
+        for (; j < V; j++) dx[j] = fmaf(vm_expf(x[j] - lse[r]), scale, set ? 0.0f : dx[j]);
         dx[targets[r]] -= scale;
     }
 }
@@ -73,7 +79,7 @@ static void cross_entropy_backward(float *dlogits, float dout, int count, const 
 static void cross_entropy_node_backward(Node *node) {
     Tensor *x = node->in[0];
     if (!x->grad) return;
-    cross_entropy_backward(x->grad, node->out->grad[0], node->iattr[1], node->saved, x->data, node->ids,
+    cross_entropy_backward(x->grad, grad_overwrite(x), node->out->grad[0], node->iattr[1], node->saved, x->data, node->ids,
                            node->iattr[0], tensor_rows(x), tensor_cols(x));
 }
 

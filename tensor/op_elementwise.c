@@ -36,14 +36,20 @@ static void scale_forward(float *out, const float *a, float s, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = s * a[i];
 }
 
-/* da += s·dout (s = 1 for add, and for sub's a). */
-static void axpy_backward(float *da, const float *dout, float s, size_t n) {
+/* da += s·dout (s = 1 for add, and for sub's a); da = s·dout when set (see
+ * grad_overwrite: da held no values). */
+static void axpy_backward(float *da, const float *dout, float s, size_t n, int set) {
+    if (set) {
+#pragma omp parallel for schedule(static) if (n >= EW_PAR_MIN)
+        for (size_t i = 0; i < n; i++) da[i] = s * dout[i];
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n >= EW_PAR_MIN)
     for (size_t i = 0; i < n; i++) da[i] += s * dout[i];
 }
 
-/* db[j] += s·Σ_r dout[r, j]·(w ? w[r, j] : 1), rows in order. */
-static void rowsum_backward(float *db, const float *dout, const float *w, float s, size_t rows, size_t nb) {
+/* db[j] += s·Σ_r dout[r, j]·(w ? w[r, j] : 1), rows in order (= when set). */
+static void rowsum_backward(float *db, const float *dout, const float *w, float s, size_t rows, size_t nb, int set) {
     size_t nblk = (nb + EW_COLS - 1) / EW_COLS;
 #pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN && nblk > 1)
     for (size_t blk = 0; blk < nblk; blk++) {
@@ -58,44 +64,37 @@ static void rowsum_backward(float *db, const float *dout, const float *w, float 
                 for (size_t j = j0; j < j1; j++) acc[j - j0] += d[j];
             }
         }
-        for (size_t j = j0; j < j1; j++) db[j] += s * acc[j - j0];
+        for (size_t j = j0; j < j1; j++) db[j] = (set ? 0.0f : db[j]) + s * acc[j - j0];
     }
 }
 
-static void add_backward(float *da, float *db, const float *dout, size_t rows, size_t nb) {
-    if (da) axpy_backward(da, dout, 1.0f, rows * nb);
+/* add (s = 1) and sub (s = −1): da += dout, db += s·dout summed over the rows. When a
+ * and b are the same tensor, da is complete before db adds to it (set_b is then 0). */
+static void addsub_backward(float *da, float *db, const float *dout, size_t rows, size_t nb, float s, int set_a,
+                            int set_b) {
+    if (da) axpy_backward(da, dout, 1.0f, rows * nb, set_a);
     if (db) {
-        if (rows == 1) axpy_backward(db, dout, 1.0f, nb);
-        else rowsum_backward(db, dout, NULL, 1.0f, rows, nb);
-    }
-}
-
-static void sub_backward(float *da, float *db, const float *dout, size_t rows, size_t nb) {
-    if (da) axpy_backward(da, dout, 1.0f, rows * nb);
-    if (db) {
-        if (rows == 1) axpy_backward(db, dout, -1.0f, nb);
-        else rowsum_backward(db, dout, NULL, -1.0f, rows, nb);
+        if (rows == 1) axpy_backward(db, dout, s, nb, set_b);
+        else rowsum_backward(db, dout, NULL, s, rows, nb, set_b);
     }
 }
 
 static void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t rows,
-                         size_t nb) {
+                         size_t nb, int set_a, int set_b) {
     if (da) {
 #pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
         for (size_t r = 0; r < rows; r++)
-            for (size_t j = 0; j < nb; j++) da[r * nb + j] += dout[r * nb + j] * b[j];
+            for (size_t j = 0; j < nb; j++) da[r * nb + j] = (set_a ? 0.0f : da[r * nb + j]) + dout[r * nb + j] * b[j];
     }
     if (db) {
         if (rows == 1) {
 #pragma omp parallel for schedule(static) if (nb >= EW_PAR_MIN)
-            for (size_t j = 0; j < nb; j++) db[j] += dout[j] * a[j];
+            for (size_t j = 0; j < nb; j++) db[j] = (set_b ? 0.0f : db[j]) + dout[j] * a[j];
         } else {
-            rowsum_backward(db, dout, a, 1.0f, rows, nb);
+            rowsum_backward(db, dout, a, 1.0f, rows, nb, set_b);
         }
     }
 }
-
-static void scale_backward(float *da, const float *dout, float s, size_t n) { axpy_backward(da, dout, s, n); }
 
 /* ------------------------------------------------------------------ graph level */
 
@@ -106,10 +105,11 @@ static void binary_node_backward(Node *n) {
     Tensor *a = n->in[0], *b = n->in[1];
     size_t nb = b->n, rows = a->n / nb;
     const float *dout = n->out->grad;
+    int set_a = a->grad && grad_overwrite(a), set_b = b->grad && grad_overwrite(b);
     switch (n->iattr[0]) {
-    case EW_ADD: add_backward(a->grad, b->grad, dout, rows, nb); break;
-    case EW_SUB: sub_backward(a->grad, b->grad, dout, rows, nb); break;
-    default: mul_backward(a->grad, b->grad, dout, a->data, b->data, rows, nb); break;
+    case EW_ADD: addsub_backward(a->grad, b->grad, dout, rows, nb, 1.0f, set_a, set_b); break;
+    case EW_SUB: addsub_backward(a->grad, b->grad, dout, rows, nb, -1.0f, set_a, set_b); break;
+    default: mul_backward(a->grad, b->grad, dout, a->data, b->data, rows, nb, set_a, set_b); break;
     }
 }
 
@@ -153,7 +153,7 @@ Tensor *op_mul(Graph *g, Tensor *a, Tensor *b) { return binary_op(g, a, b, EW_MU
 
 static void scale_node_backward(Node *n) {
     Tensor *a = n->in[0];
-    if (a->grad) scale_backward(a->grad, n->out->grad, n->fattr[0], a->n);
+    if (a->grad) axpy_backward(a->grad, n->out->grad, n->fattr[0], a->n, grad_overwrite(a));
 }
 
 Tensor *op_scale(Graph *g, Tensor *a, float s) {

@@ -31,7 +31,9 @@ static void embedding_backward(float *dW, const float *dout, const int32_t *ids,
 
 static void embedding_node_backward(Node *n) {
     Tensor *W = n->in[0];
-    if (W->grad) embedding_backward(W->grad, n->out->grad, n->ids, n->out->n / (size_t)W->shape[1], W->shape[1]);
+    if (!W->grad) return;
+    grad_accumulate(W); /* a parameter's is a sum already; ids repeat, so it is added to */
+    embedding_backward(W->grad, n->out->grad, n->ids, n->out->n / (size_t)W->shape[1], W->shape[1]);
 }
 
 Tensor *op_embedding(Graph *g, Tensor *W, const int32_t *ids, int ndim_ids, const int *ids_shape) {

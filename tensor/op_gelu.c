@@ -25,9 +25,7 @@ static inline vf gelu_vsig(vf x) {
     return vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
 }
 
-/* dy (may be NULL): the output's gradient buffer, zeroed here block by block (in
- * parallel, fused with the forward) instead of by a serial memset in the graph. */
-static void gelu_forward(float *y, float *dy, const float *x, size_t n) {
+static void gelu_forward(float *y, const float *x, size_t n) {
     /* Blocks of 1024 elements: vector body plus a scalar tail only at the very end. */
     long nb = (long)((n + 1023) / 1024);
 #pragma omp parallel if (n >= GELU_PAR_MIN)
@@ -40,13 +38,12 @@ static void gelu_forward(float *y, float *dy, const float *x, size_t n) {
                 vf_store(y + i, vf_mul(v, gelu_vsig(v)));
             }
             for (; i < end; i++) y[i] = x[i] * gelu_sig(x[i]);
-            if (dy) vm_zero_stream(dy + (size_t)b * 1024, end - (size_t)b * 1024);
         }
-        vm_stream_fence();
     }
 }
 
-static void gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
+/* dx += dy·gelu'(x), or dx = … when set (dx held no values). */
+static void gelu_backward(float *dx, const float *dy, const float *x, size_t n, int set) {
     long nb = (long)((n + 1023) / 1024);
 #pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
     for (long b = 0; b < nb; b++) {
@@ -58,31 +55,27 @@ static void gelu_backward(float *dx, const float *dy, const float *x, size_t n) 
             /* s + 2k·x·s(1−s)(1 + 3c·x²) */
             vf t = vf_mul(vf_mul(two_k, v), vf_mul(s, vf_sub(one, s)));
             vf d = vf_fma(t, vf_fma(k3, vf_mul(v, v), one), s);
-            vf_store(dx + i, vf_fma(vf_load(dy + i), d, vf_load(dx + i)));
+            vf_store(dx + i, set ? vf_mul(vf_load(dy + i), d) : vf_fma(vf_load(dy + i), d, vf_load(dx + i)));
         }
         for (; i < end; i++) {
             float v = x[i], s = gelu_sig(v);
             float d = s + 2.0f * GELU_K * v * s * (1.0f - s) * (1.0f + 3.0f * GELU_C * v * v);
-            dx[i] += dy[i] * d;
+            dx[i] = (set ? 0.0f : dx[i]) + dy[i] * d;
         }
     }
 }
 
 static void gelu_node_backward(Node *node) {
     Tensor *x = node->in[0], *y = node->out;
-    if (x->grad) gelu_backward(x->grad, y->grad, x->data, y->n);
+    if (x->grad) gelu_backward(x->grad, y->grad, x->data, y->n, grad_overwrite(x));
 }
 
 Tensor *op_gelu(Graph *g, Tensor *x) {
     if (!x) return NULL;
     int wg = graph_wants_grad(g, x, NULL, NULL);
-    Tensor *y = graph_tensor(g, x->ndim, x->shape, 0);
+    Tensor *y = graph_tensor(g, x->ndim, x->shape, wg);
     if (!y) return NULL;
-    if (wg && !(y->grad = arena_alloc(&g->arena, y->n * sizeof(float)))) {
-        graph_fail(g, "gelu: %s", vcm_error());
-        return NULL;
-    }
-    gelu_forward(y->data, y->grad, x->data, x->n);
+    gelu_forward(y->data, x->data, x->n);
     if (wg) {
         Node *n = graph_push(g, "gelu", gelu_node_backward, y);
         if (!n) return NULL;

@@ -46,27 +46,22 @@ static void ln_forward_row(float *yr, float *mean_out, float *rstd_out, const fl
     if (mean_out) { *mean_out = mean; *rstd_out = rstd; }
 }
 
-/* dy (may be NULL): the output's gradient buffer, zeroed here row by row (in parallel,
- * fused with the forward) instead of by a serial memset in the graph. */
-static void layernorm_forward(float *y, float *dy, float *mean, float *rstd, const float *x, const float *w,
-                              const float *b, size_t rows, int C, float eps) {
+static void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                              size_t rows, int C, float eps) {
     long n = (long)rows;
-#pragma omp parallel if (rows * (size_t)C >= LN_PAR_MIN)
-    {
-#pragma omp for schedule(static) nowait
-        for (long r = 0; r < n; r++) {
-            ln_forward_row(y + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + (size_t)r * C,
-                           w, b, C, eps);
-            if (dy) vm_zero_stream(dy + (size_t)r * C, (size_t)C);
-        }
-        vm_stream_fence();
-    }
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= LN_PAR_MIN)
+    for (long r = 0; r < n; r++)
+        ln_forward_row(y + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + (size_t)r * C, w, b,
+                       C, eps);
 }
 
-/* Rows [r0, r1): dx (if non-NULL) and, into pw/pb (if non-NULL, zeroed here), this
- * chunk's sums of dy·x̂ and dy. */
-static void ln_backward_chunk(float *dx, float *pw, float *pb, const float *dy, const float *x, const float *w,
-                              const float *mean, const float *rstd, size_t r0, size_t r1, int C) {
+/* Which gradients hold no values yet (grad_overwrite): written with =, not added to. */
+typedef struct { int dx, dw, db; } LnSet;
+
+/* Rows [r0, r1): dx (if non-NULL; = when set_dx) and, into pw/pb (if non-NULL, zeroed
+ * here), this chunk's sums of dy·x̂ and dy. */
+static void ln_backward_chunk(float *dx, int set_dx, float *pw, float *pb, const float *dy, const float *x,
+                              const float *w, const float *mean, const float *rstd, size_t r0, size_t r1, int C) {
     if (pw) memset(pw, 0, 2 * (size_t)C * sizeof(float));
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
@@ -104,18 +99,18 @@ static void ln_backward_chunk(float *dx, float *pw, float *pb, const float *dy, 
             vf h = vf_mul(vf_sub(vf_load(xr + j), vm), vr);
             vf gj = w ? vf_mul(vf_load(dyr + j), vf_load(w + j)) : vf_load(dyr + j);
             vf t = vf_fnma(h, vmb, vf_sub(gj, vma));
-            vf_store(dxr + j, vf_fma(t, vr, vf_load(dxr + j)));
+            vf_store(dxr + j, set_dx ? vf_mul(t, vr) : vf_fma(t, vr, vf_load(dxr + j)));
         }
         for (; j < C; j++) {
             float h = (xr[j] - m) * rs, gj = w ? dyr[j] * w[j] : dyr[j];
             float t = fmaf(-h, mb, gj - ma);
-            dxr[j] = fmaf(t, rs, dxr[j]);
+            dxr[j] = set_dx ? t * rs : fmaf(t, rs, dxr[j]);
         }
     }
 }
 
 /* Columns [j0, j0+VF_N) (or to C): dw, db += the partials, added in chunk order. */
-static void ln_reduce_block(float *dw, float *db, const float *partial, long n_chunks, int j0, int C) {
+static void ln_reduce_block(float *dw, float *db, LnSet set, const float *partial, long n_chunks, int j0, int C) {
     size_t stride = 2 * (size_t)C;
     if (j0 + VF_N <= C) {
         vf sw = vf_zero(), sb = vf_zero();
@@ -123,8 +118,8 @@ static void ln_reduce_block(float *dw, float *db, const float *partial, long n_c
             sw = vf_add(sw, vf_load(partial + (size_t)c * stride + j0));
             sb = vf_add(sb, vf_load(partial + (size_t)c * stride + C + j0));
         }
-        if (dw) vf_store(dw + j0, vf_add(vf_load(dw + j0), sw));
-        if (db) vf_store(db + j0, vf_add(vf_load(db + j0), sb));
+        if (dw) vf_store(dw + j0, set.dw ? sw : vf_add(vf_load(dw + j0), sw));
+        if (db) vf_store(db + j0, set.db ? sb : vf_add(vf_load(db + j0), sb));
         return;
     }
     for (int j = j0; j < C; j++) { /* same order per column as the vector lanes */
@@ -133,13 +128,13 @@ static void ln_reduce_block(float *dw, float *db, const float *partial, long n_c
             sw += partial[(size_t)c * stride + j];
             sb += partial[(size_t)c * stride + C + j];
         }
-        if (dw) dw[j] += sw;
-        if (db) db[j] += sb;
+        if (dw) dw[j] = (set.dw ? 0.0f : dw[j]) + sw;
+        if (db) db[j] = (set.db ? 0.0f : db[j]) + sb;
     }
 }
 
 /* partial: n_chunks × 2C floats of scratch (needed when dw or db is non-NULL). */
-static void layernorm_backward(float *dx, float *dw, float *db, float *partial, const float *dy,
+static void layernorm_backward(float *dx, float *dw, float *db, LnSet set, float *partial, const float *dy,
                                const float *x, const float *w, const float *mean, const float *rstd,
                                size_t rows, int C) {
     long n_chunks = (long)((rows + LN_CHUNK - 1) / LN_CHUNK);
@@ -152,11 +147,11 @@ static void layernorm_backward(float *dx, float *dw, float *db, float *partial, 
         for (long c = 0; c < n_chunks; c++) {
             size_t r0 = (size_t)c * LN_CHUNK, r1 = r0 + LN_CHUNK < rows ? r0 + LN_CHUNK : rows;
             float *pw = want_wb ? partial + (size_t)c * 2 * C : NULL;
-            ln_backward_chunk(dx, pw, pw ? pw + C : NULL, dy, x, w, mean, rstd, r0, r1, C);
+            ln_backward_chunk(dx, set.dx, pw, pw ? pw + C : NULL, dy, x, w, mean, rstd, r0, r1, C);
         }
         if (want_wb) {
 #pragma omp for schedule(static)
-            for (int jb = 0; jb < n_blocks; jb++) ln_reduce_block(dw, db, partial, n_chunks, jb * VF_N, C);
+            for (int jb = 0; jb < n_blocks; jb++) ln_reduce_block(dw, db, set, partial, n_chunks, jb * VF_N, C);
         }
     }
 }
@@ -165,7 +160,9 @@ static void layernorm_node_backward(Node *node) {
     Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     const float *mean = node->saved;
     size_t rows = tensor_rows(x);
-    layernorm_backward(x->grad, w ? w->grad : NULL, b ? b->grad : NULL, node->saved2, y->grad, x->data,
+    float *dw = w ? w->grad : NULL, *db = b ? b->grad : NULL;
+    LnSet set = {x->grad && grad_overwrite(x), dw && grad_overwrite(w), db && grad_overwrite(b)};
+    layernorm_backward(x->grad, dw, db, set, node->saved2, y->grad, x->data,
                        w ? w->data : NULL, mean, mean + rows, rows, tensor_cols(x));
 }
 
@@ -180,22 +177,21 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps) {
         return NULL;
     }
     int wg = graph_wants_grad(g, x, w, b);
-    Tensor *y = graph_tensor(g, x->ndim, x->shape, 0);
+    Tensor *y = graph_tensor(g, x->ndim, x->shape, wg);
     if (!y) return NULL;
     size_t rows = tensor_rows(x);
     float *stats = NULL, *partial = NULL;
     if (wg) {
-        y->grad = arena_alloc(&g->arena, y->n * sizeof(float));
         stats = arena_alloc(&g->arena, 2 * rows * sizeof(float));
         if ((w && w->grad) || (b && b->grad))
             partial = arena_alloc(&g->arena, (rows + LN_CHUNK - 1) / LN_CHUNK * 2 * (size_t)C * sizeof(float));
-        if (!y->grad || !stats || (((w && w->grad) || (b && b->grad)) && !partial)) {
+        if (!stats || (((w && w->grad) || (b && b->grad)) && !partial)) {
             graph_fail(g, "layernorm: %s", vcm_error());
             return NULL;
         }
     }
-    layernorm_forward(y->data, y->grad, stats, stats ? stats + rows : NULL, x->data, w ? w->data : NULL,
-                      b ? b->data : NULL, rows, C, eps);
+    layernorm_forward(y->data, stats, stats ? stats + rows : NULL, x->data, w ? w->data : NULL, b ? b->data : NULL,
+                      rows, C, eps);
     if (wg) {
         Node *n = graph_push(g, "layernorm", layernorm_node_backward, y);
         if (!n) return NULL;

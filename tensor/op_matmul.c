@@ -177,7 +177,9 @@ void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const fl
 
 /* ------------------------------------------------------------------ linear kernels */
 
-void vcm_colsum_accumulate(float *db, const float *dy, int R, int C) {
+void vcm_colsum_accumulate(float *db, const float *dy, int R, int C) { vcm_colsum(db, dy, R, C, 0); }
+
+void vcm_colsum(float *db, const float *dy, int R, int C, int set) {
     /* Each thread owns a block of 64 columns and adds the rows in order. */
     int nb = ceil_div(C, 64);
 #pragma omp parallel for schedule(static) if ((double)R * C >= 65536 && nb > 1)
@@ -188,7 +190,7 @@ void vcm_colsum_accumulate(float *db, const float *dy, int R, int C) {
             const float *row = dy + (size_t)r * C;
             for (int j = j0; j < j1; j++) acc[j - j0] += row[j];
         }
-        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+        for (int j = j0; j < j1; j++) db[j] = (set ? 0.0f : db[j]) + acc[j - j0];
     }
 }
 
@@ -221,9 +223,16 @@ static void linear_node_backward(Node *n) {
     Tensor *x = n->in[0], *W = n->in[1], *b = n->in[2], *y = n->out;
     Graph *g = n->saved;
     int in = n->iattr[0], out = n->iattr[1], R = n->iattr[2];
-    if (x->grad) vcm_linear_backward_dx(x->grad, y->grad, W->data, R, in, out, gemm_scratch(g, R, in, out));
-    float *scratch = W->grad ? gemm_scratch(g, out, in, R) : NULL;
-    vcm_linear_backward_dw(W->grad, b ? b->grad : NULL, y->grad, x->data, R, in, out, scratch);
+    /* Each gradient is written (beta 0) when it held no values yet, else added to. */
+    if (x->grad) {
+        float beta = grad_overwrite(x) ? 0.0f : 1.0f;
+        vcm_gemm(0, 0, R, in, out, 1.0f, y->grad, out, W->data, in, beta, x->grad, in, gemm_scratch(g, R, in, out));
+    }
+    if (W->grad) {
+        float beta = grad_overwrite(W) ? 0.0f : 1.0f;
+        vcm_gemm(1, 0, out, in, R, 1.0f, y->grad, out, x->data, in, beta, W->grad, in, gemm_scratch(g, out, in, R));
+    }
+    if (b && b->grad) vcm_colsum(b->grad, y->grad, R, out, grad_overwrite(b));
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b) {
@@ -275,46 +284,48 @@ static void matmul_forward(const MatmulDims *d, float *c, const float *a, const 
                          d->shared ? 0 : (size_t)d->K * d->N, 0.0f, c, d->N, (size_t)d->M * d->N, d->batch);
 }
 
-/* dA += dC·op(B)ᵀ (or, with ta, op(B)·dCᵀ). */
-static void matmul_backward_a(const MatmulDims *d, float *da, const float *dc, const float *b) {
+/* dA += dC·op(B)ᵀ (or, with ta, op(B)·dCᵀ); dA = … when set (beta 0). */
+static void matmul_backward_a(const MatmulDims *d, float *da, const float *dc, const float *b, int set) {
     int ldb = d->tb ? d->K : d->N;
+    float beta = set ? 0.0f : 1.0f;
     size_t sb = d->shared ? 0 : (size_t)d->K * d->N, sa = (size_t)d->M * d->K, sc = (size_t)d->M * d->N;
     if (!d->ta) {
         if (d->shared)
-            vcm_gemm(0, !d->tb, d->batch * d->M, d->K, d->N, 1.0f, dc, d->N, b, ldb, 1.0f, da, d->K, NULL);
+            vcm_gemm(0, !d->tb, d->batch * d->M, d->K, d->N, 1.0f, dc, d->N, b, ldb, beta, da, d->K, NULL);
         else
-            vcm_gemm_batched(0, !d->tb, d->M, d->K, d->N, 1.0f, dc, d->N, sc, b, ldb, sb, 1.0f, da, d->K, sa,
+            vcm_gemm_batched(0, !d->tb, d->M, d->K, d->N, 1.0f, dc, d->N, sc, b, ldb, sb, beta, da, d->K, sa,
                              d->batch);
     } else {
-        vcm_gemm_batched(d->tb, 1, d->K, d->M, d->N, 1.0f, b, ldb, sb, dc, d->N, sc, 1.0f, da, d->M, sa, d->batch);
+        vcm_gemm_batched(d->tb, 1, d->K, d->M, d->N, 1.0f, b, ldb, sb, dc, d->N, sc, beta, da, d->M, sa, d->batch);
     }
 }
 
-/* dB += op(A)ᵀ·dC (or, with tb, dCᵀ·op(A)); a shared B sums over the batches. */
-static void matmul_backward_b(const MatmulDims *d, float *db, const float *dc, const float *a, Graph *g) {
+/* dB += op(A)ᵀ·dC (or, with tb, dCᵀ·op(A)); a shared B sums over the batches; = when set. */
+static void matmul_backward_b(const MatmulDims *d, float *db, const float *dc, const float *a, Graph *g, int set) {
     int lda = d->ta ? d->M : d->K;
+    float beta = set ? 0.0f : 1.0f;
     size_t sa = (size_t)d->M * d->K, sc = (size_t)d->M * d->N, sb = (size_t)d->K * d->N;
     if (!d->shared) {
         if (!d->tb)
-            vcm_gemm_batched(!d->ta, 0, d->K, d->N, d->M, 1.0f, a, lda, sa, dc, d->N, sc, 1.0f, db, d->N, sb, d->batch);
+            vcm_gemm_batched(!d->ta, 0, d->K, d->N, d->M, 1.0f, a, lda, sa, dc, d->N, sc, beta, db, d->N, sb, d->batch);
         else
-            vcm_gemm_batched(1, d->ta, d->N, d->K, d->M, 1.0f, dc, d->N, sc, a, lda, sa, 1.0f, db, d->K, sb, d->batch);
+            vcm_gemm_batched(1, d->ta, d->N, d->K, d->M, 1.0f, dc, d->N, sc, a, lda, sa, beta, db, d->K, sb, d->batch);
         return;
     }
     if (!d->ta) { /* rows of all batches form one long K */
         int MM = d->batch * d->M;
         if (!d->tb)
-            vcm_gemm(1, 0, d->K, d->N, MM, 1.0f, a, d->K, dc, d->N, 1.0f, db, d->N, gemm_scratch(g, d->K, d->N, MM));
+            vcm_gemm(1, 0, d->K, d->N, MM, 1.0f, a, d->K, dc, d->N, beta, db, d->N, gemm_scratch(g, d->K, d->N, MM));
         else
-            vcm_gemm(1, 0, d->N, d->K, MM, 1.0f, dc, d->N, a, d->K, 1.0f, db, d->K, gemm_scratch(g, d->N, d->K, MM));
+            vcm_gemm(1, 0, d->N, d->K, MM, 1.0f, dc, d->N, a, d->K, beta, db, d->K, gemm_scratch(g, d->N, d->K, MM));
         return;
     }
     /* ta with a shared B: batches one after the other, each accumulating. */
     float *scratch = d->tb ? gemm_scratch(g, d->N, d->K, d->M) : gemm_scratch(g, d->K, d->N, d->M);
-    for (int i = 0; i < d->batch; i++) {
+    for (int i = 0; i < d->batch; i++, beta = 1.0f) {
         const float *ai = a + i * sa, *ci = dc + i * sc;
-        if (!d->tb) vcm_gemm(0, 0, d->K, d->N, d->M, 1.0f, ai, lda, ci, d->N, 1.0f, db, d->N, scratch);
-        else vcm_gemm(1, 1, d->N, d->K, d->M, 1.0f, ci, d->N, ai, lda, 1.0f, db, d->K, scratch);
+        if (!d->tb) vcm_gemm(0, 0, d->K, d->N, d->M, 1.0f, ai, lda, ci, d->N, beta, db, d->N, scratch);
+        else vcm_gemm(1, 1, d->N, d->K, d->M, 1.0f, ci, d->N, ai, lda, beta, db, d->K, scratch);
     }
 }
 
@@ -327,8 +338,8 @@ static MatmulDims matmul_dims_of(const Node *n) {
 static void matmul_node_backward(Node *n) {
     MatmulDims d = matmul_dims_of(n);
     Tensor *a = n->in[0], *b = n->in[1];
-    if (a->grad) matmul_backward_a(&d, a->grad, n->out->grad, b->data);
-    if (b->grad) matmul_backward_b(&d, b->grad, n->out->grad, a->data, n->saved);
+    if (a->grad) matmul_backward_a(&d, a->grad, n->out->grad, b->data, grad_overwrite(a));
+    if (b->grad) matmul_backward_b(&d, b->grad, n->out->grad, a->data, n->saved, grad_overwrite(b));
 }
 
 Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, int ta, int tb) {

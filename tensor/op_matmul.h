@@ -31,7 +31,8 @@ void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, i
  * with (M, N, K) = (out, in, R). */
 void vcm_linear_backward_dw(float *dW, float *db, const float *dy, const float *x, int R, int in, int out,
                             float *scratch);
-/* db[j] += Σ_r dy[r, j], rows added in order whatever the thread count. */
+/* db[j] += Σ_r dy[r, j], rows added in order whatever the thread count (=, when set). */
 void vcm_colsum_accumulate(float *db, const float *dy, int R, int C);
+void vcm_colsum(float *db, const float *dy, int R, int C, int set);
 
 #endif

@@ -38,7 +38,9 @@ static void mean_node_backward(Node *n) {
     Tensor *x = n->in[0];
     int dim = n->iattr[0];
     size_t outer = shape_numel(dim, x->shape), L = (size_t)x->shape[dim];
-    if (x->grad) mean_backward(x->grad, n->out->grad, outer, L, x->n / (outer * L));
+    if (!x->grad) return;
+    grad_accumulate(x);
+    mean_backward(x->grad, n->out->grad, outer, L, x->n / (outer * L));
 }
 
 Tensor *op_mean(Graph *g, Tensor *x, int dim) {

@@ -41,8 +41,9 @@ static void patches_backward(float *dimg, const float *dout, int B, int C, int H
 
 static void patches_node_backward(Node *n) {
     Tensor *x = n->in[0];
-    if (x->grad)
-        patches_backward(x->grad, n->out->grad, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iattr[0]);
+    if (!x->grad) return;
+    grad_accumulate(x);
+    patches_backward(x->grad, n->out->grad, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iattr[0]);
 }
 
 Tensor *op_patches(Graph *g, Tensor *img, int P) {

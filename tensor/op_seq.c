@@ -37,7 +37,8 @@ static void concat_node_backward(Node *n) {
     Tensor **xs = n->saved, *out = n->out;
     int B = out->shape[0], Tout = out->shape[1], D = out->shape[2], off = 0;
     for (int i = 0; i < n->iattr[0]; i++) {
-        if (xs[i]->grad) seq_take(xs[i]->grad, out->grad, Tout, off, B, xs[i]->shape[1], D, 1);
+        /* each input's gradient is a whole block of out's: copied when it held no values */
+        if (xs[i]->grad) seq_take(xs[i]->grad, out->grad, Tout, off, B, xs[i]->shape[1], D, !grad_overwrite(xs[i]));
         off += xs[i]->shape[1];
     }
 }
@@ -85,8 +86,19 @@ Tensor *op_concat_seq(Graph *g, Tensor **xs, int n) {
 
 static void slice_node_backward(Node *n) {
     Tensor *x = n->in[0], *out = n->out;
-    if (x->grad)
-        seq_place(x->grad, x->shape[1], n->iattr[0], out->grad, x->shape[0], out->shape[1], x->shape[2], 1);
+    if (!x->grad) return;
+    int B = x->shape[0], T = x->shape[1], D = x->shape[2], off = n->iattr[0], len = out->shape[1];
+    if (grad_overwrite(x)) { /* x's gradient held no values: zeros outside the slice, then a copy */
+#pragma omp parallel for schedule(static) if ((size_t)B * T * D >= SEQ_PAR_MIN)
+        for (int b = 0; b < B; b++) {
+            float *xb = x->grad + (size_t)b * T * D;
+            memset(xb, 0, (size_t)off * D * sizeof(float));
+            memset(xb + (size_t)(off + len) * D, 0, (size_t)(T - off - len) * D * sizeof(float));
+        }
+        seq_place(x->grad, T, off, out->grad, B, len, D, 0);
+        return;
+    }
+    seq_place(x->grad, T, off, out->grad, B, len, D, 1);
 }
 
 Tensor *op_slice_seq(Graph *g, Tensor *x, int start, int len) {

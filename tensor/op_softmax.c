@@ -37,22 +37,14 @@ static void softmax_row(float *y, const float *x, int C) {
     for (; j < C; j++) y[j] *= inv;
 }
 
-/* dy (may be NULL): the output's gradient buffer, zeroed here row by row — in parallel
- * and while the row is being written anyway, instead of a serial memset by the graph. */
-static void softmax_forward(float *y, float *dy, const float *x, size_t rows, int C) {
+static void softmax_forward(float *y, const float *x, size_t rows, int C) {
     long n = (long)rows;
-#pragma omp parallel if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
-    {
-#pragma omp for schedule(static) nowait
-        for (long r = 0; r < n; r++) {
-            softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
-            if (dy) vm_zero_stream(dy + (size_t)r * C, (size_t)C);
-        }
-        vm_stream_fence();
-    }
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
+    for (long r = 0; r < n; r++) softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
 }
 
-static void softmax_backward_row(float *dx, const float *dy, const float *y, int C) {
+/* dx += y ⊙ (dy − Σ dy·y), or dx = … when set (dx held no values). */
+static void softmax_backward_row(float *dx, const float *dy, const float *y, int C, int set) {
     int j;
     /* Σ dy·y / Σ y, in double. dy − Σ dy·y cancels where dy is near the mean, so both
      * sums must be accurate: double for the float32 accumulation error, and the
@@ -65,35 +57,31 @@ static void softmax_backward_row(float *dx, const float *dy, const float *y, int
     vf vdot = vf_set1(dot);
     for (j = 0; j + VF_N <= C; j += VF_N) {
         vf d = vf_sub(vf_load(dy + j), vdot);
-        vf_store(dx + j, vf_fma(vf_load(y + j), d, vf_load(dx + j)));
+        vf_store(dx + j, set ? vf_mul(vf_load(y + j), d) : vf_fma(vf_load(y + j), d, vf_load(dx + j)));
     }
-    for (; j < C; j++) dx[j] += y[j] * (dy[j] - dot);
+    for (; j < C; j++) dx[j] = (set ? 0.0f : dx[j]) + y[j] * (dy[j] - dot);
 }
 
-static void softmax_backward(float *dx, const float *dy, const float *y, size_t rows, int C) {
+static void softmax_backward(float *dx, const float *dy, const float *y, size_t rows, int C, int set) {
     long n = (long)rows;
 #pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
     for (long r = 0; r < n; r++) {
         size_t o = (size_t)r * C;
-        softmax_backward_row(dx + o, dy + o, y + o, C);
+        softmax_backward_row(dx + o, dy + o, y + o, C, set);
     }
 }
 
 static void softmax_node_backward(Node *node) {
     Tensor *x = node->in[0], *y = node->out;
-    if (x->grad) softmax_backward(x->grad, y->grad, y->data, tensor_rows(y), tensor_cols(y));
+    if (x->grad) softmax_backward(x->grad, y->grad, y->data, tensor_rows(y), tensor_cols(y), grad_overwrite(x));
 }
 
 Tensor *op_softmax(Graph *g, Tensor *x) {
     if (!x) return NULL;
     int wg = graph_wants_grad(g, x, NULL, NULL);
-    Tensor *y = graph_tensor(g, x->ndim, x->shape, 0);
+    Tensor *y = graph_tensor(g, x->ndim, x->shape, wg);
     if (!y) return NULL;
-    if (wg && !(y->grad = arena_alloc(&g->arena, y->n * sizeof(float)))) {
-        graph_fail(g, "softmax: %s", vcm_error());
-        return NULL;
-    }
-    softmax_forward(y->data, y->grad, x->data, tensor_rows(x), tensor_cols(x));
+    softmax_forward(y->data, x->data, tensor_rows(x), tensor_cols(x));
     if (wg) {
         Node *n = graph_push(g, "softmax", softmax_node_backward, y);
         if (!n) return NULL;

@@ -11,7 +11,8 @@
  *  - Every op is a pair of plain kernels `<op>_forward` / `<op>_backward` working on
  *    float pointers, in one file `tensor/op_<op>.c`, plus the graph-level function
  *    `op_<op>(Graph *, ...)` that allocates, runs the forward kernel and records the node.
- *  - Backward kernels ACCUMULATE (+=) into input gradients.
+ *  - Backward kernels ACCUMULATE (+=) into input gradients, except that the first one
+ *    to reach a gradient that holds no values yet writes it (=): see grad_overwrite.
  *  - Ops never abort: on failure (arena exhausted, bad shapes) they set the error
  *    message, mark the graph failed and return NULL; an op given a NULL input returns
  *    NULL at once, so a failure propagates to the end of a forward pass where the
@@ -113,6 +114,12 @@ void arena_free(Arena *a);
 typedef struct Tensor {
     float *data;
     float *grad;              /* NULL: no gradient needed */
+    /* An op's output gradient starts "unset" (no values, not even zeros: zeroing every
+     * activation gradient was 7% of a training step): *grad_unset != 0 until the first
+     * backward kernel that reaches it writes it whole (grad_overwrite) or zeroes it to
+     * add into it (grad_accumulate). Views (op_reshape) share the flag; NULL = set. */
+    uint8_t *grad_unset;
+    uint8_t unset_flag;       /* the flag grad_unset points to for a tensor owning its grad */
     int ndim;
     int shape[VCM_MAXDIM];
     size_t n;                 /* number of elements */
@@ -152,6 +159,7 @@ typedef struct Graph {
     int n_nodes, cap_nodes;
     int grad_enabled;         /* record nodes (training) or not (inference) */
     int failed;               /* sticky: an op failed since the last reset */
+    int poison;               /* VCM_POISON_GRADS set: unset gradients start as NaN */
 } Graph;
 
 int graph_init(Graph *g, size_t arena_block_size);
@@ -168,6 +176,17 @@ Node *graph_push(Graph *g, const char *name, BackwardFn fn, Tensor *out);
 int graph_fail(Graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* True when an op's output must carry a gradient (recording on, some input has one). */
 int graph_wants_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c);
+/* An op's output gradient buffer, unset (see Tensor.grad_unset). graph_tensor does this
+ * with with_grad; ops that allocate y->grad themselves call it. Returns VCM_OK/VCM_ERR. */
+int graph_grad_alloc(Graph *g, Tensor *t);
+/* Backward kernels call one of these for every input gradient before touching it.
+ * grad_overwrite(t): 1 when t->grad holds no values yet, and the caller promises to write
+ * every element of it with = (it then counts as set); 0: add into it as usual. Decide
+ * once, outside any parallel region, and before another input's gradient that may be
+ * the same tensor. grad_accumulate(t): for kernels that add into part of it: zeroes it
+ * first if it was unset. */
+int grad_overwrite(Tensor *t);
+void grad_accumulate(Tensor *t);
 
 /* Tensors for inputs and tests: from the arena; zeroed; with_grad allocates a zeroed grad. */
 Tensor *tensor_new(Graph *g, int ndim, const int *shape, int with_grad);
@@ -214,6 +233,10 @@ Tensor *op_softmax(Graph *g, Tensor *x);
  * causal: query t sees keys ≤ t. Output [B, T, D]. Scores are computed per
  * (batch, head) in a scratch buffer and only the row log-sum-exp is kept for backward. */
 Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid);
+/* The same for the queries at positions q0 … T−1 only (keys and values: all T), output
+ * [B, T−q0, D], row i being query q0 + i; the causal mask still uses the position. For a
+ * last layer whose other rows nobody reads. */
+Tensor *op_attention_from(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid, int q0);
 /* Mean cross-entropy over rows whose target != ignore_index. logits [N, V]
  * (or [..., V]), targets: N ids. Output: a scalar (shape [1]). If every row is
  * ignored the loss is 0. */

@@ -5,6 +5,9 @@
 BUILD=${1:-build}
 FILTER=${2:-}
 export VCM_BIN="$BUILD/vcm"
+# Unset gradient buffers start as NaN in tests (tensor/graph.c): a backward kernel that
+# adds into one without grad_accumulate then fails loudly instead of reading zeros.
+export VCM_POISON_GRADS=1
 export VCM_BUILD="$BUILD"
 passed=0; failed=0; broken=""
 log=$(mktemp)

@@ -173,6 +173,7 @@ static void test_softmax_grad(void) {
 typedef struct {
     int H, causal;
     const uint8_t *kv;
+    int q0; /* op_attention_from's first query (0: op_attention) */
 } AttCtx;
 
 /* out [B,T,D]; a row with no allowed key is 0. */
@@ -243,7 +244,7 @@ static void test_attention_forward(void) {
 
 static Tensor *build_attention(Graph *g, Tensor **in, void *ctx) {
     AttCtx *c = ctx;
-    return op_attention(g, in[0], c->H, c->causal, c->kv);
+    return c->q0 ? op_attention_from(g, in[0], c->H, c->causal, c->kv, c->q0) : op_attention(g, in[0], c->H, c->causal, c->kv);
 }
 
 static void test_attention_grad(void) {
@@ -252,7 +253,7 @@ static void test_attention_grad(void) {
     for (int k = 0; k < 6; k++)
         for (int mode = 0; mode < 4; mode++) {
             int B = cases[k][0], T = cases[k][1], H = cases[k][2], D = H * cases[k][3];
-            AttCtx c = {H, mode & 1, mode & 2 ? make_kv(B, T) : NULL};
+            AttCtx c = {H, mode & 1, mode & 2 ? make_kv(B, T) : NULL, 0};
             int sh[] = {B, T, 3 * D};
             Tensor *x = gradcheck_input(3, sh, -1.5f, 1.5f, 1, &s);
             CHECK_MSG(gradcheck(build_attention, &c, &x, 1, 1e-3, 3e-3), "B=%d T=%d H=%d hd=%d causal=%d kv=%d",
@@ -295,12 +296,80 @@ static void test_attention_masked_rows(void) {
     }
 }
 
+/* Queries q0 … T−1 only: the output rows equal (bit for bit: each row's scores, softmax
+ * and P·V run the same instructions) rows q0 … of the full attention, and the gradient
+ * is the full attention's with no upstream gradient on the rows before q0 (the sums of
+ * dK, dV over query blocks group differently: close, not equal). */
+static void test_attention_from_rows(void) {
+    unsigned long long s = 10;
+    int cases[][4] = {{2, 17, 2, 16}, {1, 65, 4, 32}, {3, 40, 2, 8}, {2, 5, 1, 3}};
+    for (int k = 0; k < 4; k++)
+        for (int mode = 0; mode < 4; mode++) {
+            int B = cases[k][0], T = cases[k][1], H = cases[k][2], D = H * cases[k][3];
+            int q0s[] = {1, T / 2, T - 1, T > 16 ? 16 : 2};
+            for (int qi = 0; qi < 4; qi++) {
+                int q0 = q0s[qi], Tq = T - q0, causal = mode & 1;
+                uint8_t *kv = mode & 2 ? make_kv(B, T) : NULL;
+                Graph g;
+                graph_init(&g, 1 << 22);
+                int sh[] = {B, T, 3 * D};
+                Tensor *x1 = input(&g, 3, sh, -2, 2, 1, &s), *x2 = tensor_new(&g, 3, sh, 1);
+                memcpy(x2->data, x1->data, x1->n * sizeof(float));
+                Tensor *full = op_attention(&g, x1, H, causal, kv), *part = op_attention_from(&g, x2, H, causal, kv, q0);
+                CHECK(full && part && part->shape[1] == Tq);
+                if (!full || !part) { free(kv); graph_free(&g); continue; }
+                int same = 1;
+                for (int b = 0; b < B; b++)
+                    same &= !memcmp(part->data + (size_t)b * Tq * D, full->data + ((size_t)b * T + q0) * D,
+                                    (size_t)Tq * D * sizeof(float));
+                for (int b = 0; b < B; b++)
+                    for (int t = 0; t < T; t++)
+                        for (int c = 0; c < D; c++) {
+                            float gv = 0.01f * (float)((b * 131 + t * 17 + c * 7) % 23) - 0.1f;
+                            full->grad[((size_t)b * T + t) * D + c] = t < q0 ? 0.0f : gv;
+                            if (t >= q0) part->grad[((size_t)b * Tq + t - q0) * D + c] = gv;
+                        }
+                for (int i = g.n_nodes - 1; i >= 0; i--) g.nodes[i].backward(&g.nodes[i]);
+                double err = 0, scale = 0;
+                for (size_t i = 0; i < x1->n; i++) {
+                    err = fmax(err, fabs((double)x1->grad[i] - x2->grad[i]));
+                    scale = fmax(scale, fabs((double)x1->grad[i]));
+                }
+                CHECK_MSG(same && err <= 1e-6 * (scale > 1 ? scale : 1), "B=%d T=%d H=%d q0=%d causal=%d kv=%d: rows %s, grad err %g",
+                          B, T, H, q0, causal, kv != NULL, same ? "equal" : "differ", err);
+                free(kv);
+                graph_free(&g);
+            }
+        }
+}
+
+static void test_attention_from_grad(void) {
+    unsigned long long s = 11;
+    int cases[][5] = {{1, 5, 1, 3, 2}, {2, 17, 2, 5, 9}, {1, 20, 2, 4, 16}, {2, 6, 2, 17, 5}};
+    for (int k = 0; k < 4; k++)
+        for (int mode = 0; mode < 4; mode++) {
+            int B = cases[k][0], T = cases[k][1], H = cases[k][2], D = H * cases[k][3];
+            AttCtx c = {H, mode & 1, mode & 2 ? make_kv(B, T) : NULL, cases[k][4]};
+            int sh[] = {B, T, 3 * D};
+            Tensor *x = gradcheck_input(3, sh, -1.5f, 1.5f, 1, &s);
+            CHECK_MSG(gradcheck(build_attention, &c, &x, 1, 1e-3, 3e-3), "B=%d T=%d H=%d q0=%d causal=%d kv=%d", B, T,
+                      H, c.q0, c.causal, c.kv != NULL);
+            free((void *)c.kv);
+            free(x);
+        }
+}
+
 static void test_attention_bad_shape(void) {
     Graph g;
     graph_init(&g, 1 << 20);
     Tensor *x = tensor_3d(&g, 2, 4, 12, 1);
     CHECK(op_attention(&g, x, 3, 1, NULL) == NULL); /* D = 4 not divisible by 3 heads */
     CHECK_STR_CONTAINS(vcm_error(), "attention");
+    graph_free(&g);
+    graph_init(&g, 1 << 20);
+    Tensor *y = tensor_3d(&g, 2, 4, 12, 1);
+    CHECK(op_attention_from(&g, y, 2, 1, NULL, 4) == NULL);
+    CHECK_STR_CONTAINS(vcm_error(), "first query 4 outside the 4 positions");
     graph_free(&g);
 }
 
@@ -399,7 +468,7 @@ static float *run_all(int threads, size_t *n) {
     Graph g;
     graph_init(&g, 1 << 22);
     unsigned long long s = 99;
-    Tensor *res[16];
+    Tensor *res[18];
     int k = 0;
     int s1[] = {777, 65}, s1w[] = {65};
     Tensor *x = input(&g, 2, s1, -2, 2, 1, &s), *w = input(&g, 1, s1w, -1, 1, 1, &s), *b = input(&g, 1, s1w, -1, 1, 1, &s);
@@ -415,15 +484,17 @@ static float *run_all(int threads, size_t *n) {
     Tensor *q1 = input(&g, 3, s4, -2, 2, 1, &s), *q2 = input(&g, 3, s4, -2, 2, 1, &s);
     res[k++] = op_attention(&g, q1, 2, 1, NULL); res[k++] = q1;
     res[k++] = op_attention(&g, q2, 4, 0, kv); res[k++] = q2;
+    Tensor *q3 = input(&g, 3, s4, -2, 2, 1, &s);
+    res[k++] = op_attention_from(&g, q3, 2, 1, kv, 40); res[k++] = q3;
     int s5[] = {300, 257};
     Tensor *x5 = input(&g, 2, s5, -4, 4, 1, &s);
     int32_t t5[300];
     for (int r = 0; r < 300; r++) t5[r] = r % 5 == 0 ? -100 : (int32_t)(test_rng_next(&s) % 257);
     Tensor *ce = op_cross_entropy(&g, x5, t5, -100);
     res[k++] = ce; res[k++] = x5;
-    /* Upstream gradients: fixed values (the outputs are res[0, 4, 6, 8, 10]), then the tape. */
-    int outs[] = {0, 4, 6, 8, 10};
-    for (int i = 0; i < 5; i++) {
+    /* Upstream gradients: fixed values (the outputs are res[0, 4, 6, 8, 10, 12]), then the tape. */
+    int outs[] = {0, 4, 6, 8, 10, 12};
+    for (int i = 0; i < 6; i++) {
         Tensor *o = res[outs[i]];
         for (size_t j = 0; j < o->n; j++) o->grad[j] = 0.25f * (float)((j * 7919) % 13) - 1.5f;
     }
@@ -469,6 +540,8 @@ int main(void) {
     RUN(test_attention_forward);
     RUN(test_attention_grad);
     RUN(test_attention_masked_rows);
+    RUN(test_attention_from_rows);
+    RUN(test_attention_from_grad);
     RUN(test_attention_bad_shape);
     RUN(test_cross_entropy_forward);
     RUN(test_cross_entropy_grad);

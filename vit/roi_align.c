@@ -129,6 +129,7 @@ void roi_align_backward(float *dfeat, const float *dout, const float *boxes, int
 static void roi_align_node_backward(Node *n) {
     Tensor *feat = n->in[0];
     if (!feat->grad) return;
+    grad_accumulate(feat); /* boxes cover part of the map: added into zeros */
     roi_align_backward(feat->grad, n->out->grad, n->saved, n->iattr[0], tensor_cols(feat), n->saved2);
 }
 
