@@ -124,8 +124,12 @@ static void att_gather_kv(const AttDims *d, const float *base, const uint8_t *kv
                           float *Vt, float *Vs, float *bias) {
     int T = d->T, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)d->D;
-    if (Kt) memset(Kt, 0, (size_t)hdp * Tp * sizeof(float));
-    if (Vt) memset(Vt, 0, (size_t)hdp * Tp * sizeof(float));
+    /* Only the padding needs zeros: columns T … Tp−1 and rows hd … hdp−1. */
+    for (int c = 0; c < hdp; c++) {
+        size_t o = (size_t)c * Tp + (c < hd ? (size_t)T : 0), n = (size_t)Tp * (c + 1) - o;
+        if (Kt) memset(Kt + o, 0, n * sizeof(float));
+        if (Vt) memset(Vt + o, 0, n * sizeof(float));
+    }
     for (int j = 0; j < T; j++) {
         const float *k = base + j * ld + d->D, *v = k + d->D;
         if (Kt) for (int c = 0; c < hd; c++) Kt[(size_t)c * Tp + j] = k[c];

@@ -33,6 +33,11 @@
  * one thread beats a team whose members take turns on the cores. */
 #define SOLO_MIN 16
 #define SOLO_MAX 4096
+/* After the team wakes from idle, waits are not held against the machine for this long:
+ * the process's OpenMP threads, just done with the work before (a prefill), spin about
+ * 0.5 ms before they sleep (GOMP_SPINCOUNT=10000, which vcm sets: docs/TENSOR.md) and
+ * hold the cores meanwhile. */
+#define WAKE_GRACE_NS 1000000L
 
 static struct {
     pthread_mutex_t run_lock;       /* one run at a time */
@@ -49,6 +54,7 @@ static struct {
     atomic_int contended;           /* a wait of this run took longer than WAIT_SPIN_NS */
     int solo_left, solo_next;       /* runs still to do alone; the next back-off */
     long last_end;                  /* when the last run ended (ns) */
+    long grace_end;                 /* contended runs before this (ns) do not count */
     int fixed;                      /* vcm_team_adaptive(0): never fall back to one thread */
 } team = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .sleep_lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
@@ -174,7 +180,9 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
         int woke = atomic_load(&team.sleepers) > 0;
         /* Workers asleep after a pause longer than their spin is normal; asleep after a
          * short one, they spent their spin off the cores: the machine is busy. */
-        int idle_before = now_ns() - team.last_end > TEAM_SPIN_NS / 2;
+        long start = now_ns();
+        int idle_before = start - team.last_end > TEAM_SPIN_NS / 2;
+        if (woke && idle_before) team.grace_end = start + WAKE_GRACE_NS;
         if (woke) {
             pthread_mutex_lock(&team.sleep_lock);
             pthread_cond_broadcast(&team.wake);
@@ -182,9 +190,9 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
         }
         fn(arg, 0, n);
         wait_change(&team.done, team.workers, 1);
-        /* Waking workers that slept through a pause is slow once: not a sign of a busy
-         * machine. Any other long wait is. */
-        if (atomic_load(&team.contended) && !(woke && idle_before)) {
+        /* Waking workers that slept through a pause is slow for a moment: not a sign of a
+         * busy machine. Any other long wait is. */
+        if (atomic_load(&team.contended) && now_ns() > team.grace_end) {
             team.solo_next = team.solo_next ? (team.solo_next * 2 > SOLO_MAX ? SOLO_MAX : team.solo_next * 2) : SOLO_MIN;
             team.solo_left = team.solo_next;
         } else if (!atomic_load(&team.contended)) {
