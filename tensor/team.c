@@ -117,6 +117,7 @@ static unsigned wait_job(unsigned seen) {
 static void *worker_main(void *p) {
     int t = (int)((uintptr_t)p & 0xff);
     unsigned seen = (unsigned)((uintptr_t)p >> 8);
+    vcm_flush_denormals(); /* as every thread vcm computes on */
     for (;;) {
         seen = wait_job(seen);
         /* fn, arg and n were written before job was incremented (release) */

@@ -60,9 +60,13 @@ static inline double vcm_rng_uniform(uint64_t *state) {
 /* ---------------------------------------------------------------- threads */
 
 /* Set the OpenMP thread count (OpenBLAS stays single-threaded: our gemm tiles run on
- * the OpenMP pool). n <= 0: the VCM_THREADS environment variable, else the cores. */
+ * the OpenMP pool) and flush denormals in all of them. n <= 0: the VCM_THREADS
+ * environment variable, else the cores. */
 int vcm_threads_init(int n);
 int vcm_threads(void);
+/* Flush denormal floats to zero in the calling thread (vcm_threads_init does it for the
+ * caller and the OpenMP pool; tensor/threads.c says why). */
+void vcm_flush_denormals(void);
 /* Most tiles one gemm is cut into (tensor/op_matmul.c): the results depend on it, never
  * on the thread count. Default: the machine's online cores as a power of two ≤ 16, or
  * VCM_GEMM_TILES. Set n (rounded down to a power of two; <= 0 restores the default)

@@ -4,6 +4,8 @@
 #include "tests/test.h"
 #include "tools/flags.c"
 
+#include <omp.h>
+
 static void test_arena_aligns_and_grows(void) {
     Arena a;
     CHECK(arena_init(&a, 1024) == VCM_OK);
@@ -134,6 +136,29 @@ static void test_threads_init(void) {
     CHECK(vcm_threads_init(0) >= 1);
 }
 
+/* Every thread vcm computes on flushes denormals: 1e-30 · 1e-10 (a denormal) reads 0 on
+ * the caller, on each OpenMP thread and on each thread of the team. */
+static volatile float tiny_a = 1e-30f, tiny_b = 1e-10f;
+static float team_out[8];
+static void team_tiny(void *arg, int t, int n) {
+    (void)arg; (void)n;
+    if (t < 8) team_out[t] = tiny_a * tiny_b;
+}
+static void test_denormals_flushed_on_every_thread(void) {
+    vcm_threads_init(2);
+    CHECK(tiny_a * tiny_b == 0.0f);
+    float out[2] = {1, 1};
+#pragma omp parallel num_threads(2)
+    out[omp_get_thread_num()] = tiny_a * tiny_b;
+    CHECK(out[0] == 0.0f && out[1] == 0.0f);
+    vcm_team_adaptive(0);
+    for (int i = 0; i < 8; i++) team_out[i] = 1;
+    vcm_team_run(team_tiny, NULL);
+    CHECK(team_out[0] == 0.0f && team_out[1] == 0.0f);
+    vcm_team_adaptive(1);
+    vcm_threads_init(0);
+}
+
 static void test_flags_parse(void) {
     const char *s = NULL; int n = 3; float f = 0; int b = 0; FlagList l = {0};
     Flag flags[] = {{"out", 's', &s, "where (required)"}, {"n", 'i', &n, "count"},
@@ -163,6 +188,7 @@ int main(void) {
     RUN(test_backward_needs_scalar_loss);
     RUN(test_tape_runs_in_reverse_and_grows);
     RUN(test_threads_init);
+    RUN(test_denormals_flushed_on_every_thread);
     RUN(test_flags_parse);
     return test_summary();
 }
