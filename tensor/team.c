@@ -27,16 +27,20 @@
 #define TEAM_MAX 64                 /* threads of a run (ids fit the 8 bits of worker_main's p) */
 #define TEAM_SPIN_NS 300000L       /* a worker spins this long for the next run */
 #define WAIT_SPIN_NS 50000L         /* a barrier spins this long, then yields */
-/* A run in which some thread waited longer than WAIT_SPIN_NS for another (which the
- * scheduler had taken off its core: the machine is busy) is followed by SOLO_MIN runs on
- * the caller alone, doubling up to SOLO_MAX while it keeps happening; on a busy machine
- * one thread beats a team whose members take turns on the cores. */
+/* CONTENDED_RUNS runs in a row in which some thread waited longer than WAIT_SPIN_NS for
+ * another (which the scheduler had taken off its core: the machine is busy) are
+ * followed by SOLO_MIN runs on the caller alone, doubling up to SOLO_MAX while it keeps
+ * happening; on a busy machine one thread beats a team whose members take turns on the
+ * cores. */
+#define CONTENDED_RUNS 3
 #define SOLO_MIN 16
 #define SOLO_MAX 4096
-/* After the team wakes from idle, waits are not held against the machine for this long:
- * the process's OpenMP threads, just done with the work before (a prefill), spin about
- * 0.5 ms before they sleep (GOMP_SPINCOUNT=10000, which vcm sets: docs/TENSOR.md) and
- * hold the cores meanwhile. */
+/* After a pause or a solo stretch, waits are not held against the machine for this long:
+ * the process's OpenMP threads, just done with the work before (a prefill), spin
+ * 0.1–0.3 ms before they sleep (GOMP_SPINCOUNT=10000, which vcm sets: docs/TENSOR.md)
+ * and hold the cores meanwhile; sleeping workers take a while to wake. (Counting the
+ * slow wake after a solo stretch as contention made the solo stretches double up to
+ * 4096 runs: one thread for good.) */
 #define WAKE_GRACE_NS 1000000L
 
 static struct {
@@ -55,6 +59,8 @@ static struct {
     int solo_left, solo_next;       /* runs still to do alone; the next back-off */
     long last_end;                  /* when the last run ended (ns) */
     long grace_end;                 /* contended runs before this (ns) do not count */
+    int after_solo;                 /* the last run was a solo one */
+    int strikes;                    /* contended runs in a row */
     int fixed;                      /* vcm_team_adaptive(0): never fall back to one thread */
 } team = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .sleep_lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
@@ -134,7 +140,7 @@ static void team_after_fork_child(void) {
     pthread_cond_init(&team.wake, NULL);
     atomic_store(&team.sleepers, 0);
     team.workers = 0;
-    team.solo_left = team.solo_next = 0;
+    team.solo_left = team.solo_next = team.strikes = 0;
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -169,6 +175,7 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
     in_team_run = 1;
     if (team.solo_left > 0 && !team.fixed) {
         team.solo_left--;
+        team.after_solo = 1;
         fn(arg, 0, 1);
     } else {
         n = grow(n);
@@ -183,7 +190,11 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
          * short one, they spent their spin off the cores: the machine is busy. */
         long start = now_ns();
         int idle_before = start - team.last_end > TEAM_SPIN_NS / 2;
-        if (woke && idle_before) team.grace_end = start + WAKE_GRACE_NS;
+        /* After a pause (the caller did other work, maybe on OpenMP threads that still
+         * spin) or a stretch of solo runs (the workers went to sleep meanwhile), the
+         * first waits are slow for reasons other than a busy machine. */
+        if (idle_before || (woke && team.after_solo)) team.grace_end = start + WAKE_GRACE_NS;
+        team.after_solo = 0;
         if (woke) {
             pthread_mutex_lock(&team.sleep_lock);
             pthread_cond_broadcast(&team.wake);
@@ -191,12 +202,18 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
         }
         fn(arg, 0, n);
         wait_change(&team.done, team.workers, 1);
-        /* Waking workers that slept through a pause is slow for a moment: not a sign of a
-         * busy machine. Any other long wait is. */
+        /* A busy machine makes nearly every run wait: CONTENDED_RUNS long waits in a
+         * row (outside the grace after a pause) send the team to one thread. A single
+         * one is an interrupt or the VM's host and says nothing (going solo on every
+         * such hiccup left decoding on one thread for half of some runs). */
         if (atomic_load(&team.contended) && now_ns() > team.grace_end) {
-            team.solo_next = team.solo_next ? (team.solo_next * 2 > SOLO_MAX ? SOLO_MAX : team.solo_next * 2) : SOLO_MIN;
-            team.solo_left = team.solo_next;
+            if (++team.strikes >= CONTENDED_RUNS) {
+                team.strikes = 0;
+                team.solo_next = team.solo_next ? (team.solo_next * 2 > SOLO_MAX ? SOLO_MAX : team.solo_next * 2) : SOLO_MIN;
+                team.solo_left = team.solo_next;
+            }
         } else if (!atomic_load(&team.contended)) {
+            team.strikes = 0;
             team.solo_next = 0;
         }
     }
@@ -208,7 +225,7 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
 void vcm_team_adaptive(int on) {
     pthread_mutex_lock(&team.run_lock);
     team.fixed = !on;
-    team.solo_left = team.solo_next = 0;
+    team.solo_left = team.solo_next = team.strikes = 0;
     pthread_mutex_unlock(&team.run_lock);
 }
 

@@ -41,9 +41,11 @@ int vcm_threads_init(int n) {
     n_threads = n;
     omp_set_num_threads(n);
     openblas_set_num_threads(1);
+    /* OpenMP creates its threads at the first parallel region, as copies of the calling
+     * thread's floating-point state: set here, before any work, it reaches them all. (A
+     * parallel region here to set it in threads that might exist already made the
+     * decoding team fall back to one thread in half of the generation benchmarks.) */
     vcm_flush_denormals();
-#pragma omp parallel num_threads(n)
-    vcm_flush_denormals(); /* the pool's threads may exist already */
     return n;
 }
 
