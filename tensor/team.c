@@ -186,8 +186,6 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
         atomic_store_explicit(&team.contended, 0, memory_order_relaxed);
         atomic_fetch_add(&team.job, 1); /* seq_cst: ordered before the sleepers check */
         int woke = atomic_load(&team.sleepers) > 0;
-        /* Workers asleep after a pause longer than their spin is normal; asleep after a
-         * short one, they spent their spin off the cores: the machine is busy. */
         long start = now_ns();
         int idle_before = start - team.last_end > TEAM_SPIN_NS / 2;
         /* After a pause (the caller did other work, maybe on OpenMP threads that still
