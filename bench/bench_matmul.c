@@ -53,8 +53,8 @@ typedef struct {
 static void run_ours(const Case *c) {
     switch (c->kind) {
     case FWD: vcm_linear_forward(c->y, c->x, c->W, NULL, c->R, c->in, c->out); break;
-    case DX: vcm_linear_backward_dx(c->dx, c->dy, c->W, c->R, c->in, c->out, c->scratch); break;
-    case DW: vcm_linear_backward_dw(c->dW, NULL, c->dy, c->x, c->R, c->in, c->out, c->scratch); break;
+    case DX: vcm_linear_backward_dx(c->dx, c->dy, c->W, c->R, c->in, c->out, c->scratch, 0); break;
+    case DW: vcm_linear_backward_dw(c->dW, NULL, c->dy, c->x, c->R, c->in, c->out, c->scratch, 0, 0); break;
     }
 }
 

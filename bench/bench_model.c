@@ -171,6 +171,12 @@ static void prof_add(ProfRow *rows, int *n, const char *name, double ms) {
     if (*n < PROF_MAX) rows[(*n)++] = (ProfRow){name, ms, 1};
 }
 
+typedef struct { ProfRow *rows; int *n; } ProfCtx;
+static void prof_node(const Node *nd, double ms, void *ctx) {
+    ProfCtx *pc = ctx;
+    prof_add(pc->rows, pc->n, nd->name, ms);
+}
+
 static int prof_cmp(const void *a, const void *b) {
     double d = ((const ProfRow *)b)->ms - ((const ProfRow *)a)->ms;
     return d > 0 ? 1 : d < 0 ? -1 : 0;
@@ -197,14 +203,9 @@ static int run_profile(const char *name, int B, int reps) {
         Tensor *loss = student_loss(&g, &m, &bb.b);
         if (!loss || g.failed) return fprintf(stderr, "forward: %s\n", vcm_error()), 1;
         double t2 = now_ms();
-        loss->grad[0] = 1.0f;
-        for (int i = g.n_nodes - 1; i >= 0; i--) {
-            Node *nd = &g.nodes[i];
-            if (!nd->backward || !nd->out->grad) continue;
-            double a = now_ms();
-            nd->backward(nd);
-            if (r > 0) prof_add(rows, &n_rows, nd->name, now_ms() - a);
-        }
+        ProfCtx pc = {rows, &n_rows};
+        if (graph_backward_timed(&g, loss, r > 0 ? prof_node : NULL, &pc))
+            return fprintf(stderr, "backward: %s\n", vcm_error()), 1;
         double t3 = now_ms();
         params_clip_grad_norm(&m.ps, 1.0);
         double t4 = now_ms();

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 size_t shape_numel(int ndim, const int *shape) {
     size_t n = 1;
@@ -164,7 +165,13 @@ Node *graph_push(Graph *g, const char *name, BackwardFn fn, Tensor *out) {
     return n;
 }
 
-int graph_backward(Graph *g, Tensor *loss) {
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+int graph_backward_timed(Graph *g, Tensor *loss, NodeTimeFn timed, void *ctx) {
     if (g->failed) return vcm_fail(VCM_ERR, "backward after a failed forward: %s", vcm_error());
     if (!loss || loss->n != 1 || !loss->grad)
         return vcm_fail(VCM_ERR, "backward needs a scalar loss that carries a gradient");
@@ -173,11 +180,15 @@ int graph_backward(Graph *g, Tensor *loss) {
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         Node *n = &g->nodes[i];
         if (!n->backward || !n->out->grad) continue;
+        double t0 = timed ? now_ms() : 0.0;
         grad_accumulate(n->out); /* an output nothing used: its gradient is zero */
         n->backward(n);
+        if (timed) timed(n, now_ms() - t0, ctx);
     }
     return VCM_OK;
 }
+
+int graph_backward(Graph *g, Tensor *loss) { return graph_backward_timed(g, loss, NULL, NULL); }
 
 Tensor *tensor_new(Graph *g, int ndim, const int *shape, int with_grad) {
     Tensor *t = graph_tensor(g, ndim, shape, with_grad);

@@ -177,8 +177,6 @@ void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const fl
 
 /* ------------------------------------------------------------------ linear kernels */
 
-void vcm_colsum_accumulate(float *db, const float *dy, int R, int C) { vcm_colsum(db, dy, R, C, 0); }
-
 void vcm_colsum(float *db, const float *dy, int R, int C, int set) {
     /* Each thread owns a block of 64 columns and adds the rows in order. */
     int nb = ceil_div(C, 64);
@@ -198,14 +196,15 @@ void vcm_linear_forward(float *y, const float *x, const float *W, const float *b
     gemm_run(0, 1, R, out, in, 1.0f, x, in, W, in, 0.0f, y, out, NULL, b);
 }
 
-void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out, float *scratch) {
-    vcm_gemm(0, 0, R, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in, scratch);
+void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out, float *scratch,
+                            int set) {
+    vcm_gemm(0, 0, R, in, out, 1.0f, dy, out, W, in, set ? 0.0f : 1.0f, dx, in, scratch);
 }
 
 void vcm_linear_backward_dw(float *dW, float *db, const float *dy, const float *x, int R, int in, int out,
-                            float *scratch) {
-    if (dW) vcm_gemm(1, 0, out, in, R, 1.0f, dy, out, x, in, 1.0f, dW, in, scratch);
-    if (db) vcm_colsum_accumulate(db, dy, R, out);
+                            float *scratch, int set_w, int set_b) {
+    if (dW) vcm_gemm(1, 0, out, in, R, 1.0f, dy, out, x, in, set_w ? 0.0f : 1.0f, dW, in, scratch);
+    if (db) vcm_colsum(db, dy, R, out, set_b);
 }
 
 /* Scratch for a K-split gemm in backward, from the graph's arena (NULL: no K split). */
@@ -223,16 +222,12 @@ static void linear_node_backward(Node *n) {
     Tensor *x = n->in[0], *W = n->in[1], *b = n->in[2], *y = n->out;
     Graph *g = n->saved;
     int in = n->iattr[0], out = n->iattr[1], R = n->iattr[2];
-    /* Each gradient is written (beta 0) when it held no values yet, else added to. */
-    if (x->grad) {
-        float beta = grad_overwrite(x) ? 0.0f : 1.0f;
-        vcm_gemm(0, 0, R, in, out, 1.0f, y->grad, out, W->data, in, beta, x->grad, in, gemm_scratch(g, R, in, out));
-    }
-    if (W->grad) {
-        float beta = grad_overwrite(W) ? 0.0f : 1.0f;
-        vcm_gemm(1, 0, out, in, R, 1.0f, y->grad, out, x->data, in, beta, W->grad, in, gemm_scratch(g, out, in, R));
-    }
-    if (b && b->grad) vcm_colsum(b->grad, y->grad, R, out, grad_overwrite(b));
+    /* Each gradient is written (beta 0) when it held no values yet, else added to; x's
+     * is decided first and complete before W's, in case they are the same tensor. */
+    if (x->grad) vcm_linear_backward_dx(x->grad, y->grad, W->data, R, in, out, gemm_scratch(g, R, in, out), grad_overwrite(x));
+    int set_w = W->grad && grad_overwrite(W), set_b = b && b->grad && grad_overwrite(b);
+    float *scratch = W->grad ? gemm_scratch(g, out, in, R) : NULL;
+    vcm_linear_backward_dw(W->grad, b ? b->grad : NULL, y->grad, x->data, R, in, out, scratch, set_w, set_b);
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b) {

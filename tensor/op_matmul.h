@@ -24,15 +24,16 @@ void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const fl
 
 /* y[R, out] = x[R, in]·Wᵀ + b (b may be NULL). */
 void vcm_linear_forward(float *y, const float *x, const float *W, const float *b, int R, int in, int out);
-/* dx[R, in] += dy[R, out]·W. scratch as vcm_gemm with (M, N, K) = (R, in, out), or NULL
- * (it matters for few rows and a long out, e.g. the logits layer over a small batch). */
-void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out, float *scratch);
-/* dW[out, in] += dyᵀ·x; db[out] += column sums of dy (db may be NULL). scratch as vcm_gemm
- * with (M, N, K) = (out, in, R). */
+/* dx[R, in] += dy[R, out]·W (= when set: dx held no values). scratch as vcm_gemm with
+ * (M, N, K) = (R, in, out), or NULL (it matters for few rows and a long out, e.g. the
+ * logits layer over a small batch). */
+void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out, float *scratch,
+                            int set);
+/* dW[out, in] += dyᵀ·x; db[out] += column sums of dy (db may be NULL); = instead of +=
+ * when set_w / set_b. scratch as vcm_gemm with (M, N, K) = (out, in, R). */
 void vcm_linear_backward_dw(float *dW, float *db, const float *dy, const float *x, int R, int in, int out,
-                            float *scratch);
-/* db[j] += Σ_r dy[r, j], rows added in order whatever the thread count (=, when set). */
-void vcm_colsum_accumulate(float *db, const float *dy, int R, int C);
+                            float *scratch, int set_w, int set_b);
+/* db[j] += Σ_r dy[r, j] (= when set), rows added in order whatever the thread count. */
 void vcm_colsum(float *db, const float *dy, int R, int C, int set);
 
 #endif

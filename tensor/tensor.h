@@ -173,6 +173,10 @@ void graph_reset(Graph *g);
 /* Seed d(loss)/d(loss) = 1 (loss must have one element) and run the tape backwards.
  * Returns VCM_OK or VCM_ERR. */
 int graph_backward(Graph *g, Tensor *loss);
+/* The same, calling timed(node, milliseconds, ctx) after each node's backward (for
+ * profiling: bench_model --profile). */
+typedef void (*NodeTimeFn)(const Node *n, double ms, void *ctx);
+int graph_backward_timed(Graph *g, Tensor *loss, NodeTimeFn timed, void *ctx);
 
 /* Internal helpers the op files use (public because ops live in several files). */
 Tensor *graph_tensor(Graph *g, int ndim, const int *shape, int with_grad);
