@@ -2,7 +2,9 @@
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O3 -march=native
-CFLAGS  ?= -std=c11 $(OPT) -fopenmp -g -Wall -Wextra -D_GNU_SOURCE -I.
+# -fno-math-errno: nothing here reads errno after a math call, and without it GCC keeps
+# sqrtf scalar (AdamW's loop ran 2.5x slower); sqrt is correctly rounded either way.
+CFLAGS  ?= -std=c11 $(OPT) -fno-math-errno -fopenmp -g -Wall -Wextra -D_GNU_SOURCE -I.
 LDLIBS  ?= -lopenblas -ljansson -lz -lcurl -lm
 LDFLAGS ?= -fopenmp
 
@@ -41,13 +43,16 @@ help:
 deps:
 	sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c
+# The stamp holds the compiler and flags: changing them (a new flag here, OPT=... on the
+# command line) rebuilds everything instead of mixing objects built two ways.
+$(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS)' | cmp -s - $(BUILD)/cflags || echo '$(CC) $(CFLAGS)' > $(BUILD)/cflags)
+$(BUILD)/%.o: %.c $(BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # train/mpi.c alone sees mpi.h; the stamp rebuilds it when VCM_MPI or the flags change.
 $(shell mkdir -p $(BUILD) && echo 'VCM_MPI=$(VCM_MPI) $(MPI_CFLAGS)' | cmp -s - $(BUILD)/mpi.flags || echo 'VCM_MPI=$(VCM_MPI) $(MPI_CFLAGS)' > $(BUILD)/mpi.flags)
-$(BUILD)/train/mpi.o: train/mpi.c $(BUILD)/mpi.flags
+$(BUILD)/train/mpi.o: train/mpi.c $(BUILD)/mpi.flags $(BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MPI_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -61,11 +66,11 @@ $(BUILD)/libvcm.a: $(LIB_OBJ)
 $(BUILD)/vcm: $(TOOL_OBJ) $(BUILD)/libvcm.a
 	$(CC) $(LDFLAGS) $(TOOL_OBJ) $(BUILD)/libvcm.a $(MPI_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libvcm.a
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libvcm.a $(BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(MPI_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libvcm.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libvcm.a $(BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(MPI_LIBS) $(LDLIBS) -o $@
 

@@ -137,8 +137,8 @@ static int run_train(const char *name, int B, int reps, double peak) {
         params_zero_grad(&m.ps);
         Tensor *loss = student_loss(&g, &m, &bb.b);
         if (!loss || graph_backward(&g, loss)) return fprintf(stderr, "train step: %s\n", vcm_error()), 1;
-        params_clip_grad_norm(&m.ps, 1.0);
-        adamw_step(&opt, &m.ps, 1e-4);
+        double norm = params_grad_norm(&m.ps); /* clipping folded into AdamW, as vcm train does */
+        adamw_step_scaled(&opt, &m.ps, 1e-4, params_clip_coef(norm, 1.0));
         t = now_ms() - t;
         if ((r > 0 || reps == 0) && t < best) best = t;  /* r = 0 warms up */
     }
@@ -159,7 +159,7 @@ static int run_train(const char *name, int B, int reps, double peak) {
 }
 
 /* --profile CONFIG BATCH REPS: where a training step's time goes, for tuning (not part of
- * make bench). Phases (forward, backward, clip, AdamW) and each backward node, summed by
+ * make bench). Phases (forward, backward, gradient norm, AdamW with the clipping) and each backward node, summed by
  * node name over the timed steps; printed as ms per step, largest first. The backward loop
  * is graph_backward's, with a clock around every node. */
 #define PROF_MAX 64
@@ -207,9 +207,9 @@ static int run_profile(const char *name, int B, int reps) {
         if (graph_backward_timed(&g, loss, r > 0 ? prof_node : NULL, &pc))
             return fprintf(stderr, "backward: %s\n", vcm_error()), 1;
         double t3 = now_ms();
-        params_clip_grad_norm(&m.ps, 1.0);
+        double norm = params_grad_norm(&m.ps);
         double t4 = now_ms();
-        adamw_step(&opt, &m.ps, 1e-4);
+        adamw_step_scaled(&opt, &m.ps, 1e-4, params_clip_coef(norm, 1.0));
         double t5 = now_ms();
         if (r == 0) continue;
         if (cpu_ms() - c0 < best_cpu) best_cpu = cpu_ms() - c0;
@@ -218,7 +218,7 @@ static int run_profile(const char *name, int B, int reps) {
     }
     printf("# profile %s b%d threads=%d: %d steps, best %.1f ms, mean %.1f ms, best CPU time of the calling thread "
            "%.1f ms\n", name, B, vcm_threads(), reps, best, (ph[0] + ph[1] + ph[2] + ph[3] + ph[4]) / reps, best_cpu);
-    const char *pn[5] = {"zero_grad+reset", "forward", "backward", "clip", "adamw"};
+    const char *pn[5] = {"zero_grad+reset", "forward", "backward", "grad_norm", "adamw+clip"};
     for (int i = 0; i < 5; i++) printf("phase %-16s %8.2f ms\n", pn[i], ph[i] / reps);
     qsort(rows, (size_t)n_rows, sizeof rows[0], prof_cmp);
     for (int i = 0; i < n_rows; i++)

@@ -10,8 +10,8 @@
  *   ...
  *   params_zero_grad(&ps);
  *   Tensor *y = block_forward(g, &blk, x, 1, NULL);  ... graph_backward(g, loss);
- *   double norm = params_clip_grad_norm(&ps, 1.0);
- *   adamw_step(&opt, &ps, lr_at(&sched, step));
+ *   double norm = params_grad_norm(&ps);  // clipping to 1.0 folded into the update:
+ *   adamw_step_scaled(&opt, &ps, lr_at(&sched, step), params_clip_coef(norm, 1.0));
  *
  * Every parameter is a Tensor living outside the arena whose data and grad point into
  * ps.params / ps.grads; the layer structs only hold pointers to those Tensors, so the
@@ -169,6 +169,10 @@ AdamW adamw_default(void);
  *   p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + eps)
  * Elementwise, so identical for any thread count. Needs params_alloc. */
 int adamw_step(AdamW *opt, ParamStore *ps, double lr);
+/* The same with every gradient read as g·grad_scale (rounded to float, as the scaling
+ * params_clip_grad_norm does in place): clipping folded into the update, which saves a
+ * read and a write of every gradient. The gradients themselves are left as they are. */
+int adamw_step_scaled(AdamW *opt, ParamStore *ps, double lr, float grad_scale);
 
 /* Global L2 norm of all gradients, accumulated in double chunk by chunk and the
  * chunk sums added in order (the same for any thread count). */
@@ -178,6 +182,10 @@ double params_grad_norm(ParamStore *ps);
  * returned without touching the gradients (the caller should skip the step);
  * max_norm <= 0 only measures. */
 double params_clip_grad_norm(ParamStore *ps, double max_norm);
+/* The factor params_clip_grad_norm scales by for this norm: 1 when it does not clip
+ * (norm <= max_norm, max_norm <= 0, or a non-finite norm). With params_grad_norm and
+ * adamw_step_scaled: the same update as clip-then-step, one pass fewer. */
+float params_clip_coef(double norm, double max_norm);
 
 /* Linear warmup then cosine decay, for step = 0, 1, … (the index of the update):
  *   step < warmup:        max_lr · (step + 1) / warmup

@@ -13,7 +13,9 @@ AdamW adamw_default(void) {
     return a;
 }
 
-int adamw_step(AdamW *opt, ParamStore *ps, double lr) {
+int adamw_step(AdamW *opt, ParamStore *ps, double lr) { return adamw_step_scaled(opt, ps, lr, 1.0f); }
+
+int adamw_step_scaled(AdamW *opt, ParamStore *ps, double lr, float grad_scale) {
     if (!ps->params) return vcm_fail(VCM_ERR, "adamw_step before params_alloc");
     opt->step++;
     double t = (double)opt->step;
@@ -33,7 +35,7 @@ int adamw_step(AdamW *opt, ParamStore *ps, double lr) {
         const float dk = chunks[c].decay ? decay : 1.0f;
         #pragma omp simd
         for (size_t i = lo; i < hi; i++) {
-            float g = G[i];
+            float g = G[i] * grad_scale; /* × 1 is exact: the same bits as unscaled */
             float p = P[i] * dk;
             float m = M[i] * b1 + a1 * g;
             float v = V[i] * b2 + a2 * g * g;
@@ -52,21 +54,21 @@ double params_grad_norm(ParamStore *ps) {
     const ParamChunk *chunks = ps->chunks;
     double *partial = ps->partial;
     #pragma omp parallel for schedule(static)
-    for (int c = 0; c < ps->n_chunks; c++) {
-        double s = 0.0;
-        size_t lo = chunks[c].off, hi = lo + chunks[c].len;
-        for (size_t i = lo; i < hi; i++) s += (double)G[i] * G[i];
-        partial[c] = s;
-    }
+    for (int c = 0; c < ps->n_chunks; c++) partial[c] = vcm_sum_squares(G + chunks[c].off, chunks[c].len);
     double total = 0.0;
     for (int c = 0; c < ps->n_chunks; c++) total += partial[c];
     return sqrt(total);
 }
 
+float params_clip_coef(double norm, double max_norm) {
+    if (!isfinite(norm) || max_norm <= 0 || norm <= max_norm) return 1.0f;
+    return (float)(max_norm / (norm + 1e-6));
+}
+
 double params_clip_grad_norm(ParamStore *ps, double max_norm) {
     double norm = params_grad_norm(ps);
-    if (!isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
-    const float coef = (float)(max_norm / (norm + 1e-6));
+    const float coef = params_clip_coef(norm, max_norm);
+    if (coef == 1.0f) return norm;
     float *G = ps->grads;
     const ParamChunk *chunks = ps->chunks;
     #pragma omp parallel for schedule(static)

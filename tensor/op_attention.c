@@ -4,13 +4,16 @@
  * For every (batch, head) — one task, run whole by one thread — K and V are copied into
  * a per-thread scratch (K also transposed, rows padded to the vector width), and the
  * queries go in blocks of ATT_QB rows:
- *     S = (scale·Q_blk)·Kᵀ                  [QB × keys] in scratch
- *     P = exp(S + mask − rowmax), l = Σ P    (masked: causal j > i, key_valid[j] = 0)
- *     O_blk = P·V / l,  lse_i = rowmax + log l
- * Only lse (B·H·T floats) is kept for backward, which recomputes P = exp(S − lse) per
- * block, rescales each row to sum 1, and then, with Δ_i = Σ_j P·dP (= Σ_d dO·O, in double):
+ *     S = (scale·Q_blk)·Kᵀ                  [QB × keys]
+ *     P = exp(S + mask − rowmax) / Σ         (masked: causal j > i, key_valid[j] = 0)
+ *     O_blk = P·V
+ * When a backward will follow, P is written straight into the node's saved buffer (only
+ * the key columns a block can see: about half of T² for a causal mask) instead of the
+ * scratch, and backward reads it back rather than recomputing Q·Kᵀ and the exp: one of
+ * its five block products, every exp and the transposed K copy saved, for ~90 MB on the
+ * small config. Then, with Δ_i = Σ_j P·dP (= Σ_d dO·O, in double):
  *     dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − Δ),  dQ = scale·dS·K,  dK += dSᵀ·(scale·Q).
- * A query row with no allowed key gets lse = +inf: output 0, gradient 0.
+ * A query row with no allowed key gets P = 0: output 0, gradient 0.
  * op_attention_from(…, q0) computes only the queries q0 … T−1 (all T keys and values
  * stay): the last layer of a decoder whose loss reads only the text rows.
  * Tasks write disjoint columns of the output / of dqkv and each runs the same
@@ -37,23 +40,38 @@ typedef struct {
 
 /* What backward needs, in the arena (node->saved). */
 typedef struct {
-    float *lse;          /* [B·H·Tq] */
+    float *P;            /* B·H tasks × att_p_floats(d): each query block's P [QB][nkp] */
     float *scratch;      /* n_slots × att_scratch_floats(d, 1) */
-    const uint8_t *key_valid;
     int n_slots;
 } AttSaved;
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-/* Floats of one thread's scratch: the backward layout, or the forward's subset. */
+/* Floats of one thread's scratch: the larger of the two passes' layouts when there will
+ * be a backward, else the forward's. */
 static size_t att_scratch_floats(const AttDims *d, int backward) {
     size_t Tp = (size_t)d->Tp, hdp = (size_t)d->hdp, QB = ATT_QB, n;
-    if (backward) /* Ks, dKs, dVs [Tp][hdp]; Kt, Vt [hdp][Tp]; Qb, dOb, dQb [QB][hdp];
-                   * P, dP [QB][Tp]; bias [Tp] */
-        n = 5 * Tp * hdp + 3 * QB * hdp + 2 * QB * Tp + Tp;
-    else /* Kt [hdp][Tp]; Vs [Tp][hdp]; S [QB][Tp]; Qb, Ob [QB][hdp]; bias [Tp]; 1/l [QB] */
-        n = 2 * Tp * hdp + QB * Tp + 2 * QB * hdp + Tp + QB;
+    /* forward: Kt [hdp][Tp]; Vs [Tp][hdp]; S [QB][Tp]; Qb, Ob [QB][hdp]; bias [Tp]; 1/l [QB] */
+    n = 2 * Tp * hdp + QB * Tp + 2 * QB * hdp + Tp + QB;
+    if (backward) { /* Ks, dKs, dVs [Tp][hdp]; Vt [hdp][Tp]; Qb, dOb, dQb [QB][hdp]; dP [QB][Tp] */
+        size_t nb = 4 * Tp * hdp + 3 * QB * hdp + QB * Tp;
+        n = nb > n ? nb : n;
+    }
     return (n + 15) / 16 * 16; /* keeps every slot 64-byte aligned */
+}
+
+/* Keys query block i0 … i0+mr−1 can see: all T, or up to its last query when causal. */
+static int att_block_keys(const AttDims *d, int i0, int mr) { return d->causal ? i0 + mr : d->T; }
+
+/* Floats of one (batch, head)'s saved P: QB rows × the block's keys (rounded up to the
+ * vector width) for every query block. */
+static size_t att_p_floats(const AttDims *d) {
+    size_t n = 0;
+    for (int i0 = d->q0; i0 < d->T; i0 += ATT_QB) {
+        int mr = d->T - i0 < ATT_QB ? d->T - i0 : ATT_QB;
+        n += (size_t)ATT_QB * round_up(att_block_keys(d, i0, mr), VF_N);
+    }
+    return n;
 }
 
 /* C (+)= A·B with element (i, k) of A at A[i·sai + k·sak] (so A or Aᵀ, with no
@@ -130,10 +148,21 @@ static void att_gather_kv(const AttDims *d, const float *base, const uint8_t *kv
         if (Kt) memset(Kt + o, 0, n * sizeof(float));
         if (Vt) memset(Vt + o, 0, n * sizeof(float));
     }
+    /* Kᵀ and Vᵀ in VF_N × VF_N blocks transposed in registers; the ragged edges (T or hd
+     * not a multiple of VF_N) one float at a time. */
+    int jb = T / VF_N * VF_N, cb = hd / VF_N * VF_N;
+    for (int j0 = 0; j0 < jb; j0 += VF_N)
+        for (int c0 = 0; c0 < cb; c0 += VF_N) {
+            const float *k = base + (size_t)j0 * ld + d->D + c0;
+            if (Kt) vm_transpose_block(k, ld, Kt + (size_t)c0 * Tp + j0, (size_t)Tp);
+            if (Vt) vm_transpose_block(k + d->D, ld, Vt + (size_t)c0 * Tp + j0, (size_t)Tp);
+        }
     for (int j = 0; j < T; j++) {
         const float *k = base + j * ld + d->D, *v = k + d->D;
-        if (Kt) for (int c = 0; c < hd; c++) Kt[(size_t)c * Tp + j] = k[c];
-        if (Vt) for (int c = 0; c < hd; c++) Vt[(size_t)c * Tp + j] = v[c];
+        for (int c = j < jb ? cb : 0; c < hd; c++) {
+            if (Kt) Kt[(size_t)c * Tp + j] = k[c];
+            if (Vt) Vt[(size_t)c * Tp + j] = v[c];
+        }
         if (Ks) {
             memcpy(Ks + (size_t)j * hdp, k, (size_t)hd * sizeof(float));
             memset(Ks + (size_t)j * hdp + hd, 0, (size_t)(hdp - hd) * sizeof(float));
@@ -142,7 +171,7 @@ static void att_gather_kv(const AttDims *d, const float *base, const uint8_t *kv
             memcpy(Vs + (size_t)j * hdp, v, (size_t)hd * sizeof(float));
             memset(Vs + (size_t)j * hdp + hd, 0, (size_t)(hdp - hd) * sizeof(float));
         }
-        bias[j] = kv && !kv[j] ? -INFINITY : 0.0f;
+        if (bias) bias[j] = kv && !kv[j] ? -INFINITY : 0.0f;
     }
 }
 
@@ -189,85 +218,69 @@ static float att_exp_row(float *s, const float *bias, int n, float shift) {
     return sum;
 }
 
+/* P: this task's saved P (att_p_floats), or NULL when no backward will read it. */
 static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
-                             float *out, float *lse, float *ws) {
+                             float *out, float *P, float *ws) {
     int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)D;
     float *Kt = ws, *Vs = Kt + (size_t)hdp * Tp, *S = Vs + (size_t)Tp * hdp;
     float *Qb = S + (size_t)ATT_QB * Tp, *Ob = Qb + (size_t)ATT_QB * hdp, *bias = Ob + (size_t)ATT_QB * hdp;
-    float *rinv = bias + Tp;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
     int Tq = d->Tq;
     att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, NULL, NULL, Vs, bias);
     for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
-    float *lrow = lse + (size_t)(b * d->H + h) * Tq; /* row i of the output: query q0 + i */
     for (int i0 = d->q0; i0 < T; i0 += ATT_QB) {
         int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
-        int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
+        int nk = att_block_keys(d, i0, mr), nkp = round_up(nk, VF_N);
+        /* this block's P: in the saved buffer (row stride nkp) or in the scratch */
+        float *Pb = P ? P : S;
+        int ldp = P ? nkp : Tp;
         att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
-        att_mm(mr, nkp, hdp, Qb, hdp, 1, Kt, Tp, S, Tp, 0);
+        att_mm(mr, nkp, hdp, Qb, hdp, 1, Kt, Tp, Pb, ldp, 0);
         for (int r = 0; r < mr; r++) {
             int i = i0 + r, lim = d->causal ? i + 1 : T;
-            float *sr = S + (size_t)r * Tp;
+            float *sr = Pb + (size_t)r * ldp;
             float mx = att_max_row(sr, bias, lim);
             if (mx == -INFINITY) { /* no key allowed: output zeros */
-                memset(sr, 0, (size_t)nk * sizeof(float));
-                lrow[i - d->q0] = INFINITY;
-                rinv[r] = 0.0f;
+                memset(sr, 0, (size_t)nkp * sizeof(float));
                 continue;
             }
-            float sum = att_exp_row(sr, bias, lim, mx);
-            for (int j = lim; j < nk; j++) sr[j] = 0.0f;
-            rinv[r] = 1.0f / sum;
-            lrow[i - d->q0] = mx + logf(sum);
+            vf inv = vf_set1(1.0f / att_exp_row(sr, bias, lim, mx));
+            for (int j = lim; j < nkp; j++) sr[j] = 0.0f;
+            for (int j = 0; j < nkp; j += VF_N) vf_store(sr + j, vf_mul(vf_load(sr + j), inv));
         }
-        att_mm(mr, hdp, nk, S, Tp, 1, Vs, hdp, Ob, hdp, 0);
-        for (int r = 0; r < mr; r++) {
-            float *o = out + ((size_t)b * Tq + i0 - d->q0 + r) * D + (size_t)h * hd;
-            for (int c = 0; c < hd; c++) o[c] = Ob[(size_t)r * hdp + c] * rinv[r];
-        }
+        att_mm(mr, hdp, nk, Pb, ldp, 1, Vs, hdp, Ob, hdp, 0);
+        for (int r = 0; r < mr; r++)
+            memcpy(out + ((size_t)b * Tq + i0 - d->q0 + r) * D + (size_t)h * hd, Ob + (size_t)r * hdp,
+                   (size_t)hd * sizeof(float));
+        if (P) P += (size_t)ATT_QB * nkp;
     }
 }
 
 /* set: dqkv held no values (grad_overwrite); this task then writes its head's columns of
- * every row with = (dq of the rows before q0: zeros). */
-static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
-                              const float *dout, const float *lse, float *dqkv, int set, float *ws) {
+ * every row with = (dq of the rows before q0: zeros). P: this task's P from the forward. */
+static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, const float *P,
+                              const float *dout, float *dqkv, int set, float *ws) {
     int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)D, tp_hdp = (size_t)Tp * hdp;
-    float *Ks = ws, *dKs = Ks + tp_hdp, *dVs = dKs + tp_hdp, *Kt = dVs + tp_hdp, *Vt = Kt + tp_hdp;
+    float *Ks = ws, *dKs = Ks + tp_hdp, *dVs = dKs + tp_hdp, *Vt = dVs + tp_hdp;
     float *Qb = Vt + tp_hdp, *dOb = Qb + (size_t)ATT_QB * hdp, *dQb = dOb + (size_t)ATT_QB * hdp;
-    float *P = dQb + (size_t)ATT_QB * hdp, *dP = P + (size_t)ATT_QB * Tp;
-    float *bias = dP + (size_t)ATT_QB * Tp;
+    float *dP = dQb + (size_t)ATT_QB * hdp;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * hd;
-    const float *lrow = lse + (size_t)(b * d->H + h) * d->Tq; /* row i: query q0 + i */
-    att_gather_kv(d, base, key_valid ? key_valid + (size_t)b * T : NULL, Kt, Ks, Vt, NULL, bias);
-    for (int j = T; j < Tp; j++) bias[j] = -INFINITY;
+    att_gather_kv(d, base, NULL, NULL, Ks, Vt, NULL, NULL);
     memset(dKs, 0, 2 * tp_hdp * sizeof(float)); /* dKs and dVs */
     if (set)
         for (int i = 0; i < d->q0; i++) memset(dqkv + ((size_t)b * T + i) * ld + (size_t)h * hd, 0, (size_t)hd * sizeof(float));
     for (int i0 = d->q0; i0 < T; i0 += ATT_QB) {
         int mr = T - i0 < ATT_QB ? T - i0 : ATT_QB;
-        int nk = d->causal ? i0 + mr : T, nkp = round_up(nk, VF_N);
+        int nk = att_block_keys(d, i0, mr), nkp = round_up(nk, VF_N);
         const float *dorow = dout + ((size_t)b * d->Tq + i0 - d->q0) * D + (size_t)h * hd;
         att_gather_rows(Qb, base + (size_t)i0 * ld, ld, mr, hd, hdp, d->scale);
         att_gather_rows(dOb, dorow, (size_t)D, mr, hd, hdp, 1.0f);
-        att_mm(mr, nkp, hdp, Qb, hdp, 1, Kt, Tp, P, Tp, 0);
         att_mm(mr, nkp, hdp, dOb, hdp, 1, Vt, Tp, dP, Tp, 0);
         for (int r = 0; r < mr; r++) {
-            int i = i0 + r, lim = d->causal ? i + 1 : T;
-            float *pr = P + (size_t)r * Tp, *dr = dP + (size_t)r * Tp;
-            float l = lrow[i - d->q0];
-            if (isinf(l)) lim = 0; /* fully masked row: P = 0 */
-            float psum = att_exp_row(pr, bias, lim, l);
-            for (int j = lim; j < nkp; j++) pr[j] = 0.0f;
-            /* Renormalise: the float lse is off by up to a few ulp, which scales the
-             * whole row by the same (1 + δ); unchecked, δ differs per query and does
-             * not cancel in dK = Σ_i dS·Q and dV = Σ_i P·dO (worst attention error
-             * over seeds 0–30 of tests/ref/ops.py: 9.3e-5 before, 4.7e-5 with this
-             * and the double Δ below). */
-            vf inv = vf_set1(psum > 0.0f ? 1.0f / psum : 0.0f);
-            for (int j = 0; j < nkp; j += VF_N) vf_store(pr + j, vf_mul(vf_load(pr + j), inv));
+            const float *pr = P + (size_t)r * nkp; /* 0 beyond the row's last allowed key */
+            float *dr = dP + (size_t)r * Tp;
             /* Δ = Σ_j P·dP (= Σ_d dO·O, but from the same P as here: the exact gradient
              * is 0 where a query sees one key, and this cancels there), summed in
              * double because dP − Δ cancels. */
@@ -276,7 +289,7 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
                 vf_store(dr + j, vf_mul(vf_load(pr + j), vf_sub(vf_load(dr + j), dl)));
         }
         /* dV[0..nk) += Pᵀ·dO_blk */
-        att_mm(nk, hdp, mr, P, 1, (size_t)Tp, dOb, hdp, dVs, hdp, 1);
+        att_mm(nk, hdp, mr, P, 1, (size_t)nkp, dOb, hdp, dVs, hdp, 1);
         /* dQ_blk = dS·K (scaled when written) */
         att_mm(mr, hdp, nk, dP, Tp, 1, Ks, hdp, dQb, hdp, 0);
         for (int r = 0; r < mr; r++) {
@@ -286,6 +299,7 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
         }
         /* dK[0..nk) += dSᵀ·(scale·Q_blk) */
         att_mm(nk, hdp, mr, dP, 1, (size_t)Tp, Qb, hdp, dKs, hdp, 1);
+        P += (size_t)ATT_QB * nkp;
     }
     for (int j = 0; j < T; j++) {
         float *dk = dqkv + ((size_t)b * T + j) * ld + D + (size_t)h * hd, *dv = dk + D;
@@ -312,7 +326,7 @@ static void att_node_backward(Node *node) {
     d.hdp = round_up(d.hd, VF_N);
     d.Tp = round_up(d.T, VF_N);
     d.scale = 1.0f / sqrtf((float)d.hd);
-    size_t per = att_scratch_floats(&d, 1);
+    size_t per = att_scratch_floats(&d, 1), pt = att_p_floats(&d);
     int n_tasks = d.B * d.H;
     int par = sv->n_slots > 1 && (double)n_tasks * d.T * d.T * d.hd >= ATT_PAR_MIN;
     int set = grad_overwrite(qkv);
@@ -321,8 +335,7 @@ static void att_node_backward(Node *node) {
         float *ws = sv->scratch + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int t = 0; t < n_tasks; t++)
-            att_backward_task(&d, t / d.H, t % d.H, qkv->data, sv->key_valid, y->grad, sv->lse,
-                              qkv->grad, set, ws);
+            att_backward_task(&d, t / d.H, t % d.H, qkv->data, sv->P + pt * (size_t)t, y->grad, qkv->grad, set, ws);
     }
 }
 
@@ -356,18 +369,20 @@ Tensor *op_attention_from(Graph *g, Tensor *qkv, int n_heads, int causal, const 
     int n_slots = omp_get_max_threads();
     /* One scratch for both passes: sized for the backward when there will be one. */
     size_t per = att_scratch_floats(&d, wg);
-    AttSaved *sv = arena_alloc(&g->arena, sizeof *sv);
-    float *lse = arena_alloc(&g->arena, (size_t)d.B * d.H * d.Tq * sizeof(float));
-    float *scratch = arena_alloc(&g->arena, per * (size_t)n_slots * sizeof(float));
-    if (!sv || !lse || !scratch) { graph_fail(g, "attention: %s", vcm_error()); return NULL; }
-    *sv = (AttSaved){lse, scratch, key_valid, n_slots};
     int n_tasks = d.B * d.H;
+    size_t pt = wg ? att_p_floats(&d) : 0;
+    AttSaved *sv = arena_alloc(&g->arena, sizeof *sv);
+    float *P = wg ? arena_alloc(&g->arena, pt * (size_t)n_tasks * sizeof(float)) : NULL;
+    float *scratch = arena_alloc(&g->arena, per * (size_t)n_slots * sizeof(float));
+    if (!sv || (wg && !P) || !scratch) { graph_fail(g, "attention: %s", vcm_error()); return NULL; }
+    *sv = (AttSaved){P, scratch, n_slots};
     int par = n_slots > 1 && (double)n_tasks * d.T * d.T * d.hd >= ATT_PAR_MIN;
 #pragma omp parallel num_threads(n_slots) if (par)
     {
         float *ws = scratch + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
-        for (int t = 0; t < n_tasks; t++) att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, lse, ws);
+        for (int t = 0; t < n_tasks; t++)
+            att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, P ? P + pt * (size_t)t : NULL, ws);
     }
     if (wg) {
         Node *n = graph_push(g, "attention", att_node_backward, y);

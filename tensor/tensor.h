@@ -57,6 +57,9 @@ static inline double vcm_rng_uniform(uint64_t *state) {
     return (double)(vcm_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* Σ x[i]² in double, in a fixed order (vectorised: nn/'s gradient norm). */
+double vcm_sum_squares(const float *x, size_t n);
+
 /* ---------------------------------------------------------------- threads */
 
 /* Set the OpenMP thread count (OpenBLAS stays single-threaded: our gemm tiles run on

@@ -217,6 +217,59 @@ static inline void vm_stream_fence(void) {
 #endif
 }
 
+/* dst[c·ldd + r] = src[r·lds + c] for r, c < VF_N: one VF_N × VF_N block transposed in
+ * registers (attention's Kᵀ and Vᵀ). A scalar loop over a block stores one float per
+ * cache line of the destination per step; this stores whole vectors. */
+static inline void vm_transpose_block(const float *src, size_t lds, float *dst, size_t ldd) {
+#if defined(__AVX512F__)
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    /* within each 128-bit lane: pairs of rows interleaved, then groups of four rows */
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 2]);
+        __m512d c = _mm512_castps_pd(t[i + 1]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));     /* column 4L+0 of rows i … i+3 in lane L */
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)); /* 4L+1 */
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)); /* 4L+2 */
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)); /* 4L+3 */
+    }
+    /* then across lanes: column 4L+k gathers lane L of r[k], r[4+k], r[8+k], r[12+k] */
+    for (int k = 0; k < 4; k++) {
+        __m512 v0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), v1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88), v3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+        t[k] = _mm512_shuffle_f32x4(v0, v2, 0x88);      /* lane 0 */
+        t[8 + k] = _mm512_shuffle_f32x4(v0, v2, 0xDD);  /* lane 2 */
+        t[4 + k] = _mm512_shuffle_f32x4(v1, v3, 0x88);  /* lane 1 */
+        t[12 + k] = _mm512_shuffle_f32x4(v1, v3, 0xDD); /* lane 3 */
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)i * ldd, t[i]);
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* column k (and k+4 in the high half) of rows i … i+3 */
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + (size_t)k * ldd, _mm256_permute2f128_ps(r[k], r[4 + k], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(k + 4) * ldd, _mm256_permute2f128_ps(r[k], r[4 + k], 0x31));
+    }
+#else
+    (void)lds; (void)ldd;
+    dst[0] = src[0];
+#endif
+}
+
 /* Per lane exactly vm_expf. */
 static inline vf vf_exp(vf x) {
     vf c = vf_max(vf_set1(VM_EXP_LO), x);

@@ -287,14 +287,14 @@ int train_critic(const CriticOptions *o, CriticResult *res) {
         graph_reset(&g);
         Tensor *loss = critic_loss(&g, &c, &bb.b, y);
         if (!loss || graph_backward(&g, loss)) { rc = vcm_fail(VCM_ERR, "step %ld: %s", step + 1, vcm_error()); goto done; }
-        double l = loss->data[0], norm = params_clip_grad_norm(&c.s.ps, o->clip);
+        double l = loss->data[0], norm = params_grad_norm(&c.s.ps);
         if (!isfinite(l) || !isfinite(norm)) {
             rc = vcm_fail(VCM_ERR, "step %ld: the %s is not finite (try a lower --lr)", step + 1,
                           isfinite(l) ? "gradient norm" : "loss");
             goto done;
         }
         double lr = lr_at(&sched, step);
-        adamw_step(&st.opt, &c.s.ps, lr);
+        adamw_step_scaled(&st.opt, &c.s.ps, lr, params_clip_coef(norm, o->clip)); /* clipping folded in */
         recent[step % 50] = l;
         res->steps_done = st.step = step + 1;
         if (!o->quiet && (pr.tty || st.step % o->log_every == 0 || st.step == o->steps))

@@ -400,7 +400,7 @@ int train_student(const TrainOptions *o, TrainResult *res) {
             rc = lrc;
             goto done;
         }
-        double norm = params_clip_grad_norm(&m.ps, o->clip);
+        double norm = params_grad_norm(&m.ps); /* clipped inside the update below */
         /* The guard decides the same on every rank. */
         nonfinite = !isfinite(loss_sum) || !isfinite(norm);
         if ((rc = dist_allreduce_f64(&nonfinite, 1, DIST_MAX))) goto done;
@@ -417,7 +417,7 @@ int train_student(const TrainOptions *o, TrainResult *res) {
             goto done;
         }
         double lr = lr_at(&sched, step);
-        adamw_step(&st.opt, &m.ps, lr);
+        adamw_step_scaled(&st.opt, &m.ps, lr, params_clip_coef(norm, o->clip));
         st.step = step + 1;
         long done_samples = (st.step) * global_batch;
         st.epoch = done_samples / N;
