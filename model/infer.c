@@ -304,8 +304,9 @@ int infer_prefill(Infer *in, const Batch *b) {
             memcpy(vc + (size_t)i * d, qkv->data + (size_t)i * 3 * d + 2 * d, sizeof(float) * (size_t)d);
         }
         Tensor *y = op_attention(g, qkv, blk->attn.n_heads, 1, valid);
-        Tensor *h = op_add(g, x, linear_forward(g, &blk->attn.proj, y));
-        x = op_add(g, h, mlp_forward(g, &blk->mlp, layernorm_forward(g, &blk->norm2, h)));
+        Tensor *h = linear_forward_residual(g, &blk->attn.proj, y, x);
+        Tensor *hid = op_gelu(g, linear_forward(g, &blk->mlp.fc1, layernorm_forward(g, &blk->norm2, h)));
+        x = linear_forward_residual(g, &blk->mlp.fc2, hid, h);
     }
     if (!x || g->failed) return vcm_fail(VCM_ERR, "prefill: %s", vcm_error());
     if (valid) memcpy(in->valid, valid, (size_t)L);

@@ -49,9 +49,18 @@ int block_declare(Block *b, ParamStore *ps, const char *prefix, int d, int n_hea
     return VCM_OK;
 }
 
+/* h + fc2(gelu(fc1(norm2(h)))), the residual added inside fc2's gemm. */
+static Tensor *block_mlp_residual(Graph *g, const Block *b, Tensor *h) {
+    Tensor *hid = op_gelu(g, linear_forward(g, &b->mlp.fc1, layernorm_forward(g, &b->norm2, h)));
+    return linear_forward_residual(g, &b->mlp.fc2, hid, h);
+}
+
+/* The residual adds are folded into proj's and fc2's gemms (op_linear_residual): the
+ * same sums as op_add after attention_forward / mlp_forward, one pass fewer each way. */
 Tensor *block_forward(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid) {
-    Tensor *h = op_add(g, x, attention_forward(g, &b->attn, layernorm_forward(g, &b->norm1, x), causal, key_valid));
-    return op_add(g, h, mlp_forward(g, &b->mlp, layernorm_forward(g, &b->norm2, h)));
+    Tensor *qkv = linear_forward(g, &b->attn.qkv, layernorm_forward(g, &b->norm1, x));
+    Tensor *h = linear_forward_residual(g, &b->attn.proj, op_attention(g, qkv, b->attn.n_heads, causal, key_valid), x);
+    return block_mlp_residual(g, b, h);
 }
 
 /* The same block with only the rows q0 … T−1 out ([B, T−q0, d]): every row still gives
@@ -62,9 +71,9 @@ Tensor *block_forward_from(Graph *g, const Block *b, Tensor *x, int causal, cons
     if (!x) return NULL;
     if (q0 == 0) return block_forward(g, b, x, causal, key_valid);
     Tensor *qkv = linear_forward(g, &b->attn.qkv, layernorm_forward(g, &b->norm1, x));
-    Tensor *a = linear_forward(g, &b->attn.proj, op_attention_from(g, qkv, b->attn.n_heads, causal, key_valid, q0));
-    Tensor *h = op_add(g, op_slice_seq(g, x, q0, x->shape[1] - q0), a);
-    return op_add(g, h, mlp_forward(g, &b->mlp, layernorm_forward(g, &b->norm2, h)));
+    Tensor *a = op_attention_from(g, qkv, b->attn.n_heads, causal, key_valid, q0);
+    Tensor *h = linear_forward_residual(g, &b->attn.proj, a, op_slice_seq(g, x, q0, x->shape[1] - q0));
+    return block_mlp_residual(g, b, h);
 }
 
 int blocks_declare(Block *b, int n, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std) {

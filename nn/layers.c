@@ -33,6 +33,9 @@ int linear_declare(Linear *l, ParamStore *ps, const char *prefix, int in, int ou
 }
 
 Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x) { return op_linear(g, x, l->w, l->b); }
+Tensor *linear_forward_residual(Graph *g, const Linear *l, Tensor *x, Tensor *r) {
+    return op_linear_residual(g, x, l->w, l->b, r);
+}
 
 int layernorm_declare(LayerNorm *l, ParamStore *ps, const char *prefix, int d) {
     int s[1] = {d};

@@ -110,6 +110,9 @@ uint64_t nn_param_key(uint64_t seed, const char *name);
 typedef struct Linear { Tensor *w, *b; int in, out; } Linear;
 int linear_declare(Linear *l, ParamStore *ps, const char *prefix, int in, int out, int bias, float std);
 Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x);
+/* r + linear(x), r shaped as the output: a layer that adds into a residual stream
+ * (op_linear_residual: one pass fewer than op_add after linear_forward). */
+Tensor *linear_forward_residual(Graph *g, const Linear *l, Tensor *x, Tensor *r);
 
 /* Over the last dim; weight ones, bias zeros, eps 1e-5, no weight decay. */
 typedef struct LayerNorm { Tensor *w, *b; int d; float eps; } LayerNorm;

@@ -94,7 +94,7 @@ static void sgemm1(int ta, int tb, int M, int N, int K, float alpha, const float
 /* One tile (im, in, ik) of the product; K tiles after the first go to scratch. */
 static void gemm_tile(const Tiles *t, int im, int in_, int ik, int ta, int tb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                      float *scratch, const float *bias) {
+                      float *scratch, const float *bias, const float *res) {
     int m0 = im * t->cm, n0 = in_ * t->cn, k0 = ik * t->ck;
     int mm = M - m0 < t->cm ? M - m0 : t->cm;
     int nn = N - n0 < t->cn ? N - n0 : t->cn;
@@ -102,9 +102,14 @@ static void gemm_tile(const Tiles *t, int im, int in_, int ik, int ta, int tb, i
     const float *a = ta ? A + (size_t)k0 * lda + m0 : A + (size_t)m0 * lda + k0;
     const float *b = tb ? B + (size_t)n0 * ldb + k0 : B + (size_t)k0 * ldb + n0;
     if (ik == 0) {
-        if (bias) { /* C = bias + A·B: the tile's rows start as the bias, then sgemm adds to them
-                     * while they are still in this core's cache */
-            for (int m = 0; m < mm; m++) memcpy(C + (size_t)(m0 + m) * ldc + n0, bias + n0, (size_t)nn * sizeof(float));
+        if (bias || res) { /* C = [res +] bias + A·B: the tile's rows start as res + bias,
+                            * then sgemm adds to them while they are still in this core's cache */
+            for (int m = 0; m < mm; m++) {
+                float *c = C + (size_t)(m0 + m) * ldc + n0;
+                const float *r = res ? res + (size_t)(m0 + m) * ldc + n0 : NULL;
+                if (r && bias) for (int n = 0; n < nn; n++) c[n] = r[n] + bias[n0 + n];
+                else memcpy(c, r ? r : bias + n0, (size_t)nn * sizeof(float));
+            }
             beta = 1.0f;
         }
         sgemm1(ta, tb, mm, nn, kk, alpha, a, lda, b, ldb, beta, C + (size_t)m0 * ldc + n0, ldc);
@@ -114,14 +119,18 @@ static void gemm_tile(const Tiles *t, int im, int in_, int ik, int ta, int tb, i
     }
 }
 
-/* vcm_gemm, optionally with C = bias + A·B (bias [N] for every row; beta unused then). */
+/* vcm_gemm, optionally with C = [res +] [bias +] A·B (bias [N] for every row, res laid out
+ * as C; beta unused then). */
 static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                     int ldb, float beta, float *C, int ldc, float *scratch, const float *bias) {
+                     int ldb, float beta, float *C, int ldc, float *scratch, const float *bias, const float *res) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* C = beta·C, as BLAS would (or the bias) */
+    if (K <= 0) { /* C = beta·C, as BLAS would (or res + bias) */
         for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++)
-                C[(size_t)m * ldc + n] = bias ? bias[n] : beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
+            for (int n = 0; n < N; n++) {
+                float *c = C + (size_t)m * ldc + n;
+                if (bias || res) *c = res ? res[(size_t)m * ldc + n] + (bias ? bias[n] : 0.0f) : bias[n];
+                else *c = beta == 0.0f ? 0.0f : beta * *c;
+            }
         return;
     }
     Tiles t = gemm_tiles(M, N, K, scratch != NULL);
@@ -130,7 +139,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
 #pragma omp parallel for schedule(dynamic, 1) if (n_tiles > 1)
     for (int i = 0; i < n_tiles; i++) {
         int ik = i % t.sk, in_ = (i / t.sk) % t.sn, im = i / (t.sk * t.sn);
-        gemm_tile(&t, im, in_, ik, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch, bias);
+        gemm_tile(&t, im, in_, ik, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch, bias, res);
     }
     if (t.sk > 1) { /* C += partials, in K order */
 #pragma omp parallel for schedule(static) if ((double)M * N * t.sk > 65536)
@@ -147,7 +156,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
 
 void vcm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc, float *scratch) {
-    gemm_run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch, NULL);
+    gemm_run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, scratch, NULL, NULL);
 }
 
 void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, size_t sa,
@@ -170,7 +179,7 @@ void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const fl
         long bi = i / per;
         int in_ = (int)(i % per) % t.sn, im = (int)(i % per) / t.sn;
         gemm_tile(&t, im, in_, 0, ta, tb, M, N, K, alpha, A + bi * sa, lda, B + bi * sb, ldb, beta, C + bi * sc, ldc,
-                  NULL, NULL);
+                  NULL, NULL, NULL);
     }
     blas_single_end(saved);
 }
@@ -193,7 +202,12 @@ void vcm_colsum(float *db, const float *dy, int R, int C, int set) {
 }
 
 void vcm_linear_forward(float *y, const float *x, const float *W, const float *b, int R, int in, int out) {
-    gemm_run(0, 1, R, out, in, 1.0f, x, in, W, in, 0.0f, y, out, NULL, b);
+    gemm_run(0, 1, R, out, in, 1.0f, x, in, W, in, 0.0f, y, out, NULL, b, NULL);
+}
+
+void vcm_linear_forward_residual(float *y, const float *x, const float *W, const float *b, const float *r, int R,
+                                 int in, int out) {
+    gemm_run(0, 1, R, out, in, 1.0f, x, in, W, in, 0.0f, y, out, NULL, b, r);
 }
 
 void vcm_linear_backward_dx(float *dx, const float *dy, const float *W, int R, int in, int out, float *scratch,
@@ -218,20 +232,30 @@ static float *gemm_scratch(Graph *g, int M, int N, int K) {
 
 /* ------------------------------------------------------------------ op_linear */
 
+/* dr (+)= dy: the residual input's gradient is the output's, unchanged. */
+static void residual_backward(float *dr, const float *dy, size_t n, int set) {
+    if (set) {
+        memcpy(dr, dy, n * sizeof(float));
+        return;
+    }
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) dr[i] += dy[i];
+}
+
 static void linear_node_backward(Node *n) {
-    Tensor *x = n->in[0], *W = n->in[1], *b = n->in[2], *y = n->out;
+    Tensor *x = n->in[0], *W = n->in[1], *b = n->in[2], *r = n->in[3], *y = n->out;
     Graph *g = n->saved;
     int in = n->iattr[0], out = n->iattr[1], R = n->iattr[2];
     /* Each gradient is written (beta 0) when it held no values yet, else added to; x's
-     * is decided first and complete before W's, in case they are the same tensor. */
+     * is decided first and complete before r's and W's, in case they are the same tensor. */
     if (x->grad) vcm_linear_backward_dx(x->grad, y->grad, W->data, R, in, out, gemm_scratch(g, R, in, out), grad_overwrite(x));
+    if (r && r->grad) residual_backward(r->grad, y->grad, y->n, grad_overwrite(r));
     int set_w = W->grad && grad_overwrite(W), set_b = b && b->grad && grad_overwrite(b);
     float *scratch = W->grad ? gemm_scratch(g, out, in, R) : NULL;
     vcm_linear_backward_dw(W->grad, b ? b->grad : NULL, y->grad, x->data, R, in, out, scratch, set_w, set_b);
 }
 
-Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b) {
-    if (!x || !W) return NULL;
+static Tensor *linear_op(Graph *g, Tensor *x, Tensor *W, Tensor *b, Tensor *r) {
     char sx[64], sw[64], sb[64];
     if (W->ndim != 2 || x->shape[x->ndim - 1] != W->shape[1]) {
         graph_fail(g, "linear: x %s and W %s: W must be [out, in] with in = the last dim of x",
@@ -249,18 +273,35 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b) {
     int shape[VCM_MAXDIM];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out;
-    int wg = graph_wants_grad(g, x, W, b);
+    if (r && (r->ndim != x->ndim || memcmp(r->shape, shape, (size_t)x->ndim * sizeof(int)))) {
+        Tensor want = *x;
+        memcpy(want.shape, shape, sizeof shape);
+        graph_fail(g, "linear: residual %s must have the output's shape %s", shape_str(r, sx, sizeof sx),
+                   shape_str(&want, sw, sizeof sw));
+        return NULL;
+    }
+    int wg = graph_wants_grad(g, x, W, b) || graph_wants_grad(g, r, NULL, NULL);
     Tensor *y = graph_tensor(g, x->ndim, shape, wg);
     if (!y) return NULL;
-    vcm_linear_forward(y->data, x->data, W->data, b ? b->data : NULL, (int)R, in, out);
+    vcm_linear_forward_residual(y->data, x->data, W->data, b ? b->data : NULL, r ? r->data : NULL, (int)R, in, out);
     if (wg) {
         Node *n = graph_push(g, "linear", linear_node_backward, y);
         if (!n) return NULL;
-        n->in[0] = x; n->in[1] = W; n->in[2] = b;
+        n->in[0] = x; n->in[1] = W; n->in[2] = b; n->in[3] = r;
         n->saved = g;
         n->iattr[0] = in; n->iattr[1] = out; n->iattr[2] = (int)R;
     }
     return y;
+}
+
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b) {
+    if (!x || !W) return NULL;
+    return linear_op(g, x, W, b, NULL);
+}
+
+Tensor *op_linear_residual(Graph *g, Tensor *x, Tensor *W, Tensor *b, Tensor *r) {
+    if (!x || !W || !r) return NULL;
+    return linear_op(g, x, W, b, r);
 }
 
 /* ------------------------------------------------------------------ op_matmul */

@@ -24,6 +24,9 @@ void vcm_gemm_batched(int ta, int tb, int M, int N, int K, float alpha, const fl
 
 /* y[R, out] = x[R, in]·Wᵀ + b (b may be NULL). */
 void vcm_linear_forward(float *y, const float *x, const float *W, const float *b, int R, int in, int out);
+/* y = r + b + x·Wᵀ, r [R, out] (may be NULL): the sum formed in y's rows, r + b first. */
+void vcm_linear_forward_residual(float *y, const float *x, const float *W, const float *b, const float *r, int R,
+                                 int in, int out);
 /* dx[R, in] += dy[R, out]·W (= when set: dx held no values). scratch as vcm_gemm with
  * (M, N, K) = (R, in, out), or NULL (it matters for few rows and a long out, e.g. the
  * logits layer over a small batch). */

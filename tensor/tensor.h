@@ -228,6 +228,10 @@ Tensor *op_scale(Graph *g, Tensor *a, float s);
 Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, int ta, int tb);
 /* y = x·Wᵀ + b: x [..., in], W [out, in], b [out] or NULL. */
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *W, Tensor *b);
+/* r + x·Wᵀ + b, r shaped as the output: a layer added to a residual stream. The sum is
+ * built in the gemm's output (its rows start as r + b), which saves op_add's pass over
+ * the rows forward and one of its two copies of the gradient backward. */
+Tensor *op_linear_residual(Graph *g, Tensor *x, Tensor *W, Tensor *b, Tensor *r);
 /* Rows of W [V, D] picked by ids (n ids) → shape [out_shape..., D].
  * ids must stay alive until backward. Out-of-range ids fail. */
 Tensor *op_embedding(Graph *g, Tensor *W, const int32_t *ids, int ndim_ids, const int *ids_shape);

@@ -246,6 +246,49 @@ static void test_linear_forward_and_grad(void) {
         }
 }
 
+static Tensor *build_linear_residual(Graph *g, Tensor **in, void *ctx) {
+    return op_linear_residual(g, in[0], in[1], ctx ? in[2] : NULL, in[3]);
+}
+/* The residual is the input itself (square W): x's gradient gets both contributions. */
+static Tensor *build_linear_residual_self(Graph *g, Tensor **in, void *ctx) {
+    (void)ctx;
+    return op_linear_residual(g, in[0], in[1], in[2], in[0]);
+}
+
+/* r + x·Wᵀ + b: the value of op_add(r, op_linear(x, W, b)) to rounding, and its gradients
+ * (finite differences) for x, W, b and r, with and without bias, r distinct or x itself. */
+static void test_linear_residual_forward_and_grad(void) {
+    int xshapes[][3] = {{3, 17, 5}, {1, 1, 1}, {65, 3, 0}};
+    int xnd[] = {3, 3, 2}, outs[] = {3, 1, 17};
+    for (int ci = 0; ci < 3; ci++)
+        for (int bias = 0; bias < 2; bias++) {
+            int nd = xnd[ci], in_ = xshapes[ci][nd - 1], out_ = outs[ci];
+            int ws[] = {out_, in_}, bs[] = {out_}, rs[3];
+            memcpy(rs, xshapes[ci], sizeof rs);
+            rs[nd - 1] = out_;
+            Tensor *in[4] = {rand_in(nd, xshapes[ci], 1), rand_in(2, ws, 1), rand_in(1, bs, 1), rand_in(nd, rs, 1)};
+            Graph g;
+            graph_init(&g, 1 << 20);
+            Tensor *y = build_linear_residual(&g, in, bias ? &g : NULL);
+            Tensor *want = op_add(&g, in[3], bias ? op_linear(&g, in[0], in[1], in[2]) : op_linear(&g, in[0], in[1], NULL));
+            CHECK(y && want && y->n == want->n);
+            if (y && want) {
+                double *ref = malloc(y->n * sizeof *ref);
+                for (size_t i = 0; i < y->n; i++) ref[i] = want->data[i];
+                CHECK_MSG(max_err(y->data, ref, y->n) < 1e-6, "case %d bias %d", ci, bias);
+                free(ref);
+            }
+            graph_free(&g);
+            CHECK_MSG(gradcheck(build_linear_residual, bias ? (void *)in : NULL, in, 4, GC_H, GC_TOL), "case %d bias %d",
+                      ci, bias);
+            free_all(in, 4);
+        }
+    int xs[] = {4, 6}, ws[] = {6, 6}, bs[] = {6};
+    Tensor *in[3] = {rand_in(2, xs, 1), rand_in(2, ws, 1), rand_in(1, bs, 1)};
+    CHECK(gradcheck(build_linear_residual_self, NULL, in, 3, GC_H, GC_TOL));
+    free_all(in, 3);
+}
+
 /* ------------------------------------------------------------------ embedding */
 
 typedef struct { const int32_t *ids; int nd; int shape[3]; } EmbCtx;
@@ -459,6 +502,10 @@ static void test_errors_return_null_with_message(void) {
     CHECK(op_linear(&g, a, w, tensor_1d(&g, 6, 1)) == NULL);
     CHECK_STR_CONTAINS(vcm_error(), "bias [6]");
     graph_reset(&g);
+    a = tensor_3d(&g, 2, 3, 4, 1); w = tensor_2d(&g, 7, 4, 1);
+    CHECK(op_linear_residual(&g, a, w, NULL, tensor_3d(&g, 2, 3, 4, 1)) == NULL);
+    CHECK_STR_CONTAINS(vcm_error(), "residual [2, 3, 4] must have the output's shape [2, 3, 7]");
+    graph_reset(&g);
 
     Tensor *E = tensor_2d(&g, 5, 3, 1);
     int32_t ids[] = {0, 4, 7, 1};
@@ -661,6 +708,7 @@ int main(void) {
     RUN(test_gemm_kernel_paths);
     RUN(test_gemm_close_to_cblas);
     RUN(test_linear_forward_and_grad);
+    RUN(test_linear_residual_forward_and_grad);
     RUN(test_embedding_forward_and_grad);
     RUN(test_concat_seq_forward_and_grad);
     RUN(test_slice_seq_forward_and_grad);
