@@ -134,7 +134,7 @@ static int run_train(const char *name, int B, int reps, double peak) {
     for (int r = 0; r <= reps; r++) {
         double t = now_ms();
         graph_reset(&g);
-        params_zero_grad(&m.ps);
+        params_unset_grads(&m.ps);
         Tensor *loss = student_loss(&g, &m, &bb.b);
         if (!loss || graph_backward(&g, loss)) return fprintf(stderr, "train step: %s\n", vcm_error()), 1;
         double norm = params_grad_norm(&m.ps); /* clipping folded into AdamW, as vcm train does */
@@ -198,7 +198,7 @@ static int run_profile(const char *name, int B, int reps) {
         double c0 = cpu_ms();
         double t0 = now_ms();
         graph_reset(&g);
-        params_zero_grad(&m.ps);
+        params_unset_grads(&m.ps);
         double t1 = now_ms();
         Tensor *loss = student_loss(&g, &m, &bb.b);
         if (!loss || g.failed) return fprintf(stderr, "forward: %s\n", vcm_error()), 1;

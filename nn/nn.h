@@ -8,7 +8,7 @@
  *   params_alloc(&ps);                     // one allocation per flat buffer
  *   params_init_weights(&ps, seed);        // deterministic initial values
  *   ...
- *   params_zero_grad(&ps);
+ *   params_unset_grads(&ps);               // (or params_zero_grad) before each step
  *   Tensor *y = block_forward(g, &blk, x, 1, NULL);  ... graph_backward(g, loss);
  *   double norm = params_grad_norm(&ps);  // clipping to 1.0 folded into the update:
  *   adamw_step_scaled(&opt, &ps, lr_at(&sched, step), params_clip_coef(norm, 1.0));
@@ -53,6 +53,7 @@ typedef struct ParamStore {
     ParamChunk *chunks;
     int n_chunks;
     double *partial;          /* one per chunk: scratch for the gradient norm */
+    int poison;               /* VCM_POISON_GRADS: params_unset_grads fills NaN */
 } ParamStore;
 
 void params_init(ParamStore *ps);
@@ -75,6 +76,15 @@ Tensor *params_get(const ParamStore *ps, const char *name);
 /* Number of parameter values (without the alignment padding). */
 size_t params_count(const ParamStore *ps);
 void params_zero_grad(ParamStore *ps);
+/* For a training step, instead of params_zero_grad: every gradient is marked unset
+ * (tensor.h, Tensor.grad_unset), so the first backward kernel to reach a parameter
+ * writes its gradient instead of adding to it, and nothing is zeroed in between (a
+ * 100 MB memset per step on the small config). A parameter no backward reached still
+ * holds old values until params_settle_grads zeroes it; params_grad_norm,
+ * params_clip_grad_norm and adamw_step(_scaled) call it first, any other reader of the
+ * gradients (the all-reduce) must. Under VCM_POISON_GRADS the values become NaN. */
+void params_unset_grads(ParamStore *ps);
+void params_settle_grads(ParamStore *ps);
 /* Copy `n` floats into the parameter `name`, checking that the shape matches.
  * VCM_EINPUT with a message naming the parameter on a missing name or a wrong shape. */
 int params_set(ParamStore *ps, const char *name, int ndim, const int *shape, const float *data);

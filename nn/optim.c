@@ -17,6 +17,7 @@ int adamw_step(AdamW *opt, ParamStore *ps, double lr) { return adamw_step_scaled
 
 int adamw_step_scaled(AdamW *opt, ParamStore *ps, double lr, float grad_scale) {
     if (!ps->params) return vcm_fail(VCM_ERR, "adamw_step before params_alloc");
+    params_settle_grads(ps);
     opt->step++;
     double t = (double)opt->step;
     double bc1 = 1.0 - pow(opt->beta1, t);
@@ -50,6 +51,7 @@ int adamw_step_scaled(AdamW *opt, ParamStore *ps, double lr, float grad_scale) {
 
 double params_grad_norm(ParamStore *ps) {
     if (!ps->grads) return 0.0;
+    params_settle_grads(ps);
     const float *G = ps->grads;
     const ParamChunk *chunks = ps->chunks;
     double *partial = ps->partial;

@@ -4,6 +4,7 @@
  * shapes), then the buffers are allocated once. */
 #include "nn.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,16 +147,42 @@ int params_alloc(ParamStore *ps) {
         return vcm_fail(VCM_ERR, "out of memory: 4 flat buffers of %zu floats", ps->n);
     }
     if (build_chunks(ps)) return VCM_ERR;
+    const char *poison = getenv("VCM_POISON_GRADS"); /* as tensor/graph.c: tests set it */
+    ps->poison = poison && *poison && strcmp(poison, "0");
     for (int i = 0; i < ps->n_params; i++) {
         Param *p = ps->p[i];
         p->t.data = ps->params + p->offset;
         p->t.grad = ps->grads + p->offset;
+        p->t.unset_flag = 0;
+        p->t.grad_unset = &p->t.unset_flag;
     }
     return VCM_OK;
 }
 
 void params_zero_grad(ParamStore *ps) {
-    if (ps->grads) memset(ps->grads, 0, ps->n * sizeof(float));
+    if (!ps->grads) return;
+    memset(ps->grads, 0, ps->n * sizeof(float));
+    for (int i = 0; i < ps->n_params; i++) ps->p[i]->t.unset_flag = 0;
+}
+
+void params_unset_grads(ParamStore *ps) {
+    if (!ps->grads) return;
+    for (int i = 0; i < ps->n_params; i++) {
+        Tensor *t = &ps->p[i]->t;
+        t->unset_flag = 1;
+        if (ps->poison) /* a reader that skips params_settle_grads sees NaN, not stale values */
+            for (size_t k = 0; k < t->n; k++) t->grad[k] = NAN;
+    }
+}
+
+void params_settle_grads(ParamStore *ps) {
+    if (!ps->grads) return;
+    for (int i = 0; i < ps->n_params; i++) {
+        Tensor *t = &ps->p[i]->t;
+        if (!t->unset_flag) continue;
+        memset(t->grad, 0, t->n * sizeof(float));
+        t->unset_flag = 0;
+    }
 }
 
 int params_set(ParamStore *ps, const char *name, int ndim, const int *shape, const float *data) {

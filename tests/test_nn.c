@@ -501,6 +501,52 @@ static void test_clip(void) {
     params_free(&ps);
 }
 
+/* One backward of mean(linear a(x)) into the store's gradients (b is declared, never used). */
+static void unset_backward(const Linear *a, const float *xv) {
+    Graph g;
+    graph_init(&g, 1 << 16);
+    Tensor *x = tensor_2d(&g, 5, 4, 0);
+    memcpy(x->data, xv, 20 * sizeof(float));
+    Tensor *loss = op_mean(&g, op_mean(&g, op_linear(&g, x, a->w, a->b), 1), 0);
+    CHECK(loss && graph_backward(&g, loss) == VCM_OK);
+    graph_free(&g);
+}
+
+/* params_unset_grads: the backward writes the gradients over stale values (same bits as
+ * after params_zero_grad), a second backward adds, and a parameter no backward reached
+ * reads as zero once the norm (or AdamW) has settled the store. */
+static void test_unset_grads(void) {
+    ParamStore ps;
+    params_init(&ps);
+    Linear a, b;
+    CHECK(linear_declare(&a, &ps, "a", 4, 3, 1, 0.5f) == VCM_OK);
+    CHECK(linear_declare(&b, &ps, "b", 4, 3, 1, 0.5f) == VCM_OK);
+    CHECK(params_alloc(&ps) == VCM_OK && params_init_weights(&ps, 3) == VCM_OK);
+    float xv[20], ref[15];
+    unsigned long long seed = 9;
+    for (int i = 0; i < 20; i++) xv[i] = test_uniform(&seed);
+    params_zero_grad(&ps);
+    unset_backward(&a, xv);
+    memcpy(ref, a.w->grad, 12 * sizeof(float));
+    memcpy(ref + 12, a.b->grad, 3 * sizeof(float));
+    double norm = params_grad_norm(&ps);
+    for (size_t i = 0; i < ps.n; i++) ps.grads[i] = 7.0f; /* last step's values */
+    params_unset_grads(&ps);
+    unset_backward(&a, xv);
+    CHECK(!memcmp(a.w->grad, ref, 12 * sizeof(float)) && !memcmp(a.b->grad, ref + 12, 3 * sizeof(float)));
+    CHECK(b.w->unset_flag && (b.w->grad[0] == 7.0f || isnan(b.w->grad[0]))); /* untouched until settled */
+    CHECK_NEAR(params_grad_norm(&ps), norm, 1e-12 * norm);
+    int zero = 1;
+    for (int i = 0; i < 12; i++) zero &= b.w->grad[i] == 0.0f;
+    for (int i = 0; i < 3; i++) zero &= b.b->grad[i] == 0.0f;
+    CHECK(zero && !b.w->unset_flag);
+    unset_backward(&a, xv); /* accumulates (micro-batches) */
+    int twice = 1;
+    for (int i = 0; i < 12; i++) twice &= a.w->grad[i] == 2.0f * ref[i];
+    CHECK(twice);
+    params_free(&ps);
+}
+
 static void test_train_matches_pytorch(void) {
     Golden gd;
     CHECK(golden_load(&gd) == VCM_OK);
@@ -626,6 +672,7 @@ int main(void) {
     RUN(test_adamw_by_hand);
     RUN(test_schedule);
     RUN(test_clip);
+    RUN(test_unset_grads);
     RUN(test_train_matches_pytorch);
     RUN(test_threads_bitwise);
     return test_summary();

@@ -283,7 +283,7 @@ int train_critic(const CriticOptions *o, CriticResult *res) {
         }
         rc = dataset_batch(&d, idx, o->batch, o->seed, (uint64_t)step * (uint64_t)o->batch, EXAMPLE_TRAIN, &bb);
         if (rc) goto done;
-        params_zero_grad(&c.s.ps);
+        params_unset_grads(&c.s.ps);
         graph_reset(&g);
         Tensor *loss = critic_loss(&g, &c, &bb.b, y);
         if (!loss || graph_backward(&g, loss)) { rc = vcm_fail(VCM_ERR, "step %ld: %s", step + 1, vcm_error()); goto done; }

@@ -350,7 +350,7 @@ int train_student(const TrainOptions *o, TrainResult *res) {
     const long global_batch = (long)o->batch * o->accum;
     for (long step = start; step < o->steps; step++) {
         double t0 = now_seconds();
-        params_zero_grad(&m.ps);
+        params_unset_grads(&m.ps);
         double loss_sum = 0;
         int lrc = VCM_OK;   /* this rank's failure: the others learn of it below */
         for (int a = sh.a0; a < sh.a1; a++) {
@@ -387,6 +387,7 @@ int train_student(const TrainOptions *o, TrainResult *res) {
          * at most (docs/CLUSTER.md, measured and modelled), all overlap could win. */
         double nonfinite = 0;
         if (ranks > 1) {
+            params_settle_grads(&m.ps); /* a parameter no backward reached: zeros */
             if ((rc = dist_allreduce_sum(m.ps.grads, m.ps.n))) goto done;
             double v[2] = {loss_sum, lrc != 0};
             if ((rc = dist_allreduce_f64(v, 2, DIST_SUM))) goto done;
