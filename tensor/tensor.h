@@ -246,7 +246,8 @@ Tensor *op_softmax(Graph *g, Tensor *x);
  * key_valid: NULL, or [B·T] bytes, 0 = this key position may not be attended
  * (a query row whose keys are all masked gets zeros).
  * causal: query t sees keys ≤ t. Output [B, T, D]. Scores are computed per
- * (batch, head) in a scratch buffer and only the row log-sum-exp is kept for backward. */
+ * (batch, head) and block of queries; with a backward to come, the probabilities of the
+ * keys each block sees are kept for it (about half of B·H·T² floats when causal). */
 Tensor *op_attention(Graph *g, Tensor *qkv, int n_heads, int causal, const uint8_t *key_valid);
 /* The same for the queries at positions q0 … T−1 only (keys and values: all T), output
  * [B, T−q0, D], row i being query q0 + i; the causal mask still uses the position. For a
