@@ -119,17 +119,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--one", nargs=3, metavar=("CONFIG", "BATCH", "REPS"))
+    ap.add_argument("--no-train", action="store_true",
+                    help="generation only (bench/run.sh runs --one per config in rounds)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.one:
         run_train(args.one[0], int(args.one[1]), int(args.one[2]))
         return 0
+    if args.no_train:
+        run_generate(10)
+        return 0
     rc = 0
-    for name, B, reps in (("nano", 32, 3), ("small", 8, 2)):
+    for name, B, reps in (("nano", 32, 10), ("small", 8, 4)):   # as bench_model.c
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
                             "--one", name, str(B), str(reps)])
         rc |= r.returncode
-    run_generate(5)
+    run_generate(10)
     return rc
 
 
