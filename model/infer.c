@@ -293,7 +293,7 @@ int infer_prefill(Infer *in, const Batch *b) {
     in->n_region_vec = rv ? b->n_regions[0] : 0;
     if (rv) memcpy(in->region_vec, rv->data, sizeof(float) * (size_t)in->n_region_vec * d);
     if (L > in->cap) return vcm_fail(VCM_ERR, "prefill of %d positions (cache holds %d)", L, in->cap);
-    /* The layers of block_forward, spelled out to keep each layer's k and v. */
+    /* block_forward in two halves, to keep each layer's k and v in between. */
     for (int l = 0; l < c->dec_layers && x; l++) {
         const Block *blk = &m->dec_blocks[l];
         Tensor *qkv = linear_forward(g, &blk->attn.qkv, layernorm_forward(g, &blk->norm1, x));
@@ -303,10 +303,7 @@ int infer_prefill(Infer *in, const Batch *b) {
             memcpy(kc + (size_t)i * d, qkv->data + (size_t)i * 3 * d + d, sizeof(float) * (size_t)d);
             memcpy(vc + (size_t)i * d, qkv->data + (size_t)i * 3 * d + 2 * d, sizeof(float) * (size_t)d);
         }
-        Tensor *y = op_attention(g, qkv, blk->attn.n_heads, 1, valid);
-        Tensor *h = linear_forward_residual(g, &blk->attn.proj, y, x);
-        Tensor *hid = op_gelu(g, linear_forward(g, &blk->mlp.fc1, layernorm_forward(g, &blk->norm2, h)));
-        x = linear_forward_residual(g, &blk->mlp.fc2, hid, h);
+        x = block_forward_qkv(g, blk, x, qkv, 1, valid, 0);
     }
     if (!x || g->failed) return vcm_fail(VCM_ERR, "prefill: %s", vcm_error());
     if (valid) memcpy(in->valid, valid, (size_t)L);

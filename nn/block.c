@@ -23,21 +23,11 @@ int attention_declare(Attention *a, ParamStore *ps, const char *prefix, int d, i
     return VCM_OK;
 }
 
-Tensor *attention_forward(Graph *g, const Attention *a, Tensor *x, int causal, const uint8_t *key_valid) {
-    Tensor *qkv = linear_forward(g, &a->qkv, x);
-    Tensor *y = op_attention(g, qkv, a->n_heads, causal, key_valid);
-    return linear_forward(g, &a->proj, y);
-}
-
 int mlp_declare(Mlp *m, ParamStore *ps, const char *prefix, int d, int hidden, float fc2_std) {
     char name[NN_NAME_MAX];
     if (join(name, prefix, "fc1") || linear_declare(&m->fc1, ps, name, d, hidden, 1, NN_INIT_STD)) return VCM_ERR;
     if (join(name, prefix, "fc2") || linear_declare(&m->fc2, ps, name, hidden, d, 1, fc2_std)) return VCM_ERR;
     return VCM_OK;
-}
-
-Tensor *mlp_forward(Graph *g, const Mlp *m, Tensor *x) {
-    return linear_forward(g, &m->fc2, op_gelu(g, linear_forward(g, &m->fc1, x)));
 }
 
 int block_declare(Block *b, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std) {
@@ -49,31 +39,30 @@ int block_declare(Block *b, ParamStore *ps, const char *prefix, int d, int n_hea
     return VCM_OK;
 }
 
-/* h + fc2(gelu(fc1(norm2(h)))), the residual added inside fc2's gemm. */
-static Tensor *block_mlp_residual(Graph *g, const Block *b, Tensor *h) {
+/* The residual adds are folded into proj's and fc2's gemms (op_linear_residual): the
+ * same sums as x + proj(attention) and h + fc2(gelu(fc1(norm2(h)))) with op_add, one
+ * pass fewer each way. */
+Tensor *block_forward_qkv(Graph *g, const Block *b, Tensor *x, Tensor *qkv, int causal, const uint8_t *key_valid,
+                          int q0) {
+    if (!x || !qkv) return NULL;
+    Tensor *a = op_attention_from(g, qkv, b->attn.n_heads, causal, key_valid, q0);
+    Tensor *r = q0 ? op_slice_seq(g, x, q0, x->shape[1] - q0) : x;
+    Tensor *h = linear_forward_residual(g, &b->attn.proj, a, r);
     Tensor *hid = op_gelu(g, linear_forward(g, &b->mlp.fc1, layernorm_forward(g, &b->norm2, h)));
     return linear_forward_residual(g, &b->mlp.fc2, hid, h);
 }
 
-/* The residual adds are folded into proj's and fc2's gemms (op_linear_residual): the
- * same sums as op_add after attention_forward / mlp_forward, one pass fewer each way. */
 Tensor *block_forward(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid) {
-    Tensor *qkv = linear_forward(g, &b->attn.qkv, layernorm_forward(g, &b->norm1, x));
-    Tensor *h = linear_forward_residual(g, &b->attn.proj, op_attention(g, qkv, b->attn.n_heads, causal, key_valid), x);
-    return block_mlp_residual(g, b, h);
+    return block_forward_from(g, b, x, causal, key_valid, 0);
 }
 
-/* The same block with only the rows q0 … T−1 out ([B, T−q0, d]): every row still gives
- * its key and value (norm1 and qkv run over all of x), but the queries, the projection,
- * the residual, norm2 and the MLP run over the kept rows alone. For the last decoder
- * layer, whose prefix rows nobody reads. */
+/* Every row still gives its key and value (norm1 and qkv run over all of x); with
+ * q0 > 0 the queries, the projection, the residual, norm2 and the MLP run over the kept
+ * rows alone: the last decoder layer, whose prefix rows nobody reads. */
 Tensor *block_forward_from(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid, int q0) {
     if (!x) return NULL;
-    if (q0 == 0) return block_forward(g, b, x, causal, key_valid);
     Tensor *qkv = linear_forward(g, &b->attn.qkv, layernorm_forward(g, &b->norm1, x));
-    Tensor *a = op_attention_from(g, qkv, b->attn.n_heads, causal, key_valid, q0);
-    Tensor *h = linear_forward_residual(g, &b->attn.proj, a, op_slice_seq(g, x, q0, x->shape[1] - q0));
-    return block_mlp_residual(g, b, h);
+    return block_forward_qkv(g, b, x, qkv, causal, key_valid, q0);
 }
 
 int blocks_declare(Block *b, int n, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std) {

@@ -145,13 +145,10 @@ Tensor *embedding_logits(Graph *g, const Embedding *e, Tensor *x);
  * "<prefix>.proj.*". */
 typedef struct Attention { Linear qkv, proj; int d, n_heads; } Attention;
 int attention_declare(Attention *a, ParamStore *ps, const char *prefix, int d, int n_heads, float proj_std);
-/* x [B, T, d]; key_valid NULL or [B·T] bytes (0: key not attended). */
-Tensor *attention_forward(Graph *g, const Attention *a, Tensor *x, int causal, const uint8_t *key_valid);
 
 /* fc1 (d → hidden), GELU (tanh), fc2 (hidden → d). Names "<prefix>.fc1.*", "<prefix>.fc2.*". */
 typedef struct Mlp { Linear fc1, fc2; } Mlp;
 int mlp_declare(Mlp *m, ParamStore *ps, const char *prefix, int d, int hidden, float fc2_std);
-Tensor *mlp_forward(Graph *g, const Mlp *m, Tensor *x);
 
 /* Pre-LN transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)); MLP hidden 4d.
  * Names "<prefix>.norm1.*", "<prefix>.attn.*", "<prefix>.norm2.*", "<prefix>.mlp.*".
@@ -160,8 +157,13 @@ typedef struct Block { LayerNorm norm1; Attention attn; LayerNorm norm2; Mlp mlp
 int block_declare(Block *b, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std);
 Tensor *block_forward(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid);
 /* Only the rows q0 … T−1 of block_forward's output, [B, T−q0, d], without computing the
- * others (all rows still give keys and values). */
+ * others (all rows still give keys and values). key_valid NULL or [B·T] bytes (0: key
+ * not attended). */
 Tensor *block_forward_from(Graph *g, const Block *b, Tensor *x, int causal, const uint8_t *key_valid, int q0);
+/* The rest of block_forward_from once qkv = the qkv layer of norm1(x) is known: for a
+ * caller that also keeps the keys and values (the KV-cache prefill). */
+Tensor *block_forward_qkv(Graph *g, const Block *b, Tensor *x, Tensor *qkv, int causal, const uint8_t *key_valid,
+                          int q0);
 /* n blocks named "<prefix>.0", "<prefix>.1", … and run in order. */
 int blocks_declare(Block *b, int n, ParamStore *ps, const char *prefix, int d, int n_heads, float resid_std);
 Tensor *blocks_forward(Graph *g, const Block *b, int n, Tensor *x, int causal, const uint8_t *key_valid);

@@ -5,6 +5,7 @@
  * threads that each own a block of b's elements and add the rows in order, so it is
  * the same for any thread count. */
 #include "tensor.h"
+#include "op_matmul.h"
 
 #include <string.h>
 
@@ -37,8 +38,8 @@ static void scale_forward(float *out, const float *a, float s, size_t n) {
 }
 
 /* da += s·dout (s = 1 for add, and for sub's a); da = s·dout when set (see
- * grad_overwrite: da held no values). */
-static void axpy_backward(float *da, const float *dout, float s, size_t n, int set) {
+ * grad_overwrite: da held no values). Also op_linear_residual's r (op_matmul.h). */
+void vcm_axpy_grad(float *da, const float *dout, float s, size_t n, int set) {
     if (set) {
 #pragma omp parallel for schedule(static) if (n >= EW_PAR_MIN)
         for (size_t i = 0; i < n; i++) da[i] = s * dout[i];
@@ -72,9 +73,9 @@ static void rowsum_backward(float *db, const float *dout, const float *w, float 
  * and b are the same tensor, da is complete before db adds to it (set_b is then 0). */
 static void addsub_backward(float *da, float *db, const float *dout, size_t rows, size_t nb, float s, int set_a,
                             int set_b) {
-    if (da) axpy_backward(da, dout, 1.0f, rows * nb, set_a);
+    if (da) vcm_axpy_grad(da, dout, 1.0f, rows * nb, set_a);
     if (db) {
-        if (rows == 1) axpy_backward(db, dout, s, nb, set_b);
+        if (rows == 1) vcm_axpy_grad(db, dout, s, nb, set_b);
         else rowsum_backward(db, dout, NULL, s, rows, nb, set_b);
     }
 }
@@ -153,7 +154,7 @@ Tensor *op_mul(Graph *g, Tensor *a, Tensor *b) { return binary_op(g, a, b, EW_MU
 
 static void scale_node_backward(Node *n) {
     Tensor *a = n->in[0];
-    if (a->grad) axpy_backward(a->grad, n->out->grad, n->fattr[0], a->n, grad_overwrite(a));
+    if (a->grad) vcm_axpy_grad(a->grad, n->out->grad, n->fattr[0], a->n, grad_overwrite(a));
 }
 
 Tensor *op_scale(Graph *g, Tensor *a, float s) {

@@ -232,18 +232,6 @@ static float *gemm_scratch(Graph *g, int M, int N, int K) {
 
 /* ------------------------------------------------------------------ op_linear */
 
-/* dr (+)= dy: the residual input's gradient is the output's, unchanged. Copied in
- * parallel too: a megabyte-sized memcpy on one thread was a serial share of the step. */
-static void residual_backward(float *dr, const float *dy, size_t n, int set) {
-    if (set) {
-#pragma omp parallel for schedule(static) if (n >= 65536)
-        for (size_t i = 0; i < n; i++) dr[i] = dy[i];
-        return;
-    }
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) dr[i] += dy[i];
-}
-
 static void linear_node_backward(Node *n) {
     Tensor *x = n->in[0], *W = n->in[1], *b = n->in[2], *r = n->in[3], *y = n->out;
     Graph *g = n->saved;
@@ -251,7 +239,7 @@ static void linear_node_backward(Node *n) {
     /* Each gradient is written (beta 0) when it held no values yet, else added to; x's
      * is decided first and complete before r's and W's, in case they are the same tensor. */
     if (x->grad) vcm_linear_backward_dx(x->grad, y->grad, W->data, R, in, out, gemm_scratch(g, R, in, out), grad_overwrite(x));
-    if (r && r->grad) residual_backward(r->grad, y->grad, y->n, grad_overwrite(r));
+    if (r && r->grad) vcm_axpy_grad(r->grad, y->grad, 1.0f, y->n, grad_overwrite(r)); /* dr = dy */
     int set_w = W->grad && grad_overwrite(W), set_b = b && b->grad && grad_overwrite(b);
     float *scratch = W->grad ? gemm_scratch(g, out, in, R) : NULL;
     vcm_linear_backward_dw(W->grad, b ? b->grad : NULL, y->grad, x->data, R, in, out, scratch, set_w, set_b);

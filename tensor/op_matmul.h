@@ -38,5 +38,8 @@ void vcm_linear_backward_dw(float *dW, float *db, const float *dy, const float *
                             float *scratch, int set_w, int set_b);
 /* db[j] += Σ_r dy[r, j] (= when set), rows added in order whatever the thread count. */
 void vcm_colsum(float *db, const float *dy, int R, int C, int set);
+/* da[i] += s·dout[i] (= when set), in parallel: op_add's backward (op_elementwise.c),
+ * reused for op_linear_residual's residual input. */
+void vcm_axpy_grad(float *da, const float *dout, float s, size_t n, int set);
 
 #endif

@@ -137,6 +137,7 @@ static Tensor *run_op(const Inputs *x, int *ok) {
         return *ok ? op_matmul(g, in(x, "a"), in(x, "b"), ta, tb) : NULL;
     }
     if (!strcmp(op, "linear")) return op_linear(g, in(x, "x"), in(x, "W"), in(x, "b"));
+    if (!strcmp(op, "linear_residual")) return op_linear_residual(g, in(x, "x"), in(x, "W"), in(x, "b"), in(x, "r"));
     if (!strcmp(op, "embedding")) {
         const GoldenArray *ids = int_input(c, "ids", GOLDEN_I32, 0, ok);
         return *ok ? op_embedding(g, in(x, "W"), ids->data, ids->ndim, ids->shape) : NULL;
@@ -147,9 +148,9 @@ static Tensor *run_op(const Inputs *x, int *ok) {
     }
     if (!strcmp(op, "gelu")) return op_gelu(g, in(x, "x"));
     if (!strcmp(op, "softmax")) return op_softmax(g, in(x, "x"));
-    if (!strcmp(op, "attention")) {
+    if (!strcmp(op, "attention") || !strcmp(op, "attention_from")) {
         Tensor *qkv = in(x, "qkv");
-        int heads = attr(c, 0, ok), causal = attr(c, 1, ok);
+        int heads = attr(c, 0, ok), causal = attr(c, 1, ok), q0 = strcmp(op, "attention") ? attr(c, 2, ok) : 0;
         if (!*ok || !qkv || qkv->ndim != 3) { *ok = 0; fprintf(stderr, "  attention needs a 3-D in.qkv\n"); return NULL; }
         const uint8_t *kv = NULL;
         if (golden_find(c, "key_valid")) {
@@ -157,7 +158,7 @@ static Tensor *run_op(const Inputs *x, int *ok) {
             if (!a) return NULL;
             kv = a->data;
         }
-        return op_attention(g, qkv, heads, causal, kv);
+        return op_attention_from(g, qkv, heads, causal, kv, q0);
     }
     if (!strcmp(op, "cross_entropy")) {
         Tensor *logits = in(x, "logits");

@@ -436,6 +436,38 @@ def gen_patches(w):
         w.case("patches", desc, {"img": w.randn(*shape)}, lambda img, P=P: patches_ref(img, P), attr=[P])
 
 
+def gen_linear_residual(w):
+    """op_linear_residual: r + x·Wᵀ + b (the transformer block's residual adds)."""
+    for desc, xs, nout, bias in (("bias3d", (2, 3, 17), 5, True), ("nobias", (65, 3), 17, False),
+                                 ("ones", (1, 65), 1, True)):
+        rs = xs[:-1] + (nout,)
+        inputs = {"x": w.randn(*xs), "W": w.randn(nout, xs[-1], scale=0.3)}
+        if bias:
+            inputs["b"] = w.randn(nout)
+            inputs["r"] = w.randn(*rs)
+            w.case("linear_residual", desc, inputs, lambda x, W, b, r: r + F.linear(x, W, b))
+        else:
+            inputs["r"] = w.randn(*rs)
+            w.case("linear_residual", desc, inputs, lambda x, W, r: r + F.linear(x, W))
+
+
+def gen_attention_from(w):
+    """op_attention_from: only the queries q0 … T−1 (all keys and values)."""
+    def case(desc, B, T, H, hd, causal, key_valid, q0):
+        qkv = w.randn(B, T, 3 * H * hd)
+        extra = [] if key_valid is None else [("key_valid", key_valid.reshape(B * T).astype(np.uint8))]
+        w.case("attention_from", desc, {"qkv": qkv},
+               lambda qkv: attention_ref(qkv, H, causal, key_valid)[:, q0:], extra=extra, attr=[H, causal, q0])
+
+    case("causal", 2, 17, 2, 4, 1, None, 5)
+    case("bidir", 1, 33, 3, 8, 0, None, 32)
+    B, T = 2, 20
+    kv = np.ones((B, T), dtype=np.uint8)
+    kv[0, 3:7] = 0
+    kv[1, 12:] = 0
+    case("mask_causal", B, T, 2, 16, 1, kv, 9)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -453,7 +485,9 @@ def main():
     w = Writer(args.out, args.seed)
     w.f32_report = args.f32_report
     for gen in (gen_elementwise, gen_scale, gen_matmul, gen_linear, gen_embedding, gen_layernorm, gen_gelu,
-                gen_softmax, gen_attention, gen_cross_entropy, gen_concat_seq, gen_slice_seq, gen_mean, gen_patches):
+                gen_softmax, gen_attention, gen_cross_entropy, gen_concat_seq, gen_slice_seq, gen_mean, gen_patches,
+                # appended last: the cases before keep their random draws
+                gen_linear_residual, gen_attention_from):
         gen(w)
     w.finish(args.seed)
     for (err, where), name in sorted(w.f32, reverse=True)[:args.f32_report_top]:
