@@ -192,6 +192,22 @@ static int parse_common(Ctx *c, json_t *o) {
     return get_words(c, o, "question", 1, BAD_EMPTY_QUESTION, &r->question);
 }
 
+/* "synth": {"qtype": "use"}: the question type, for per-type figures (optional). */
+static int get_qtype(Ctx *c, json_t *synth) {
+    json_t *q = json_object_get(synth, "qtype");
+    if (!q || json_is_null(q)) return VCM_OK;
+    if (!json_is_string(q))
+        return fail(c, BAD_WRONG_TYPE, "field \"synth.qtype\": expected a string, got %s", type_name(q));
+    if (!(c->r->qtype = str_dup(c, q))) return OOM(c);
+    json_t *rel = json_object_get(synth, "relational");
+    if (rel && !json_is_null(rel)) {
+        if (!json_is_boolean(rel))
+            return fail(c, BAD_WRONG_TYPE, "field \"synth.relational\": expected true/false, got %s", type_name(rel));
+        c->r->relational = json_is_true(rel);
+    }
+    return VCM_OK;
+}
+
 static int parse_corpus(Ctx *c, json_t *o) {
     Record *r = c->r;
     if (get_words(c, o, "answer", 1, BAD_EMPTY_TEXT, &r->answer) ||
@@ -216,6 +232,7 @@ static int parse_corpus(Ctx *c, json_t *o) {
                             type_name(f));
             if (!(r->fault = str_dup(c, f))) return OOM(c);
         }
+        if (get_qtype(c, s)) return VCM_EINPUT;
     }
     json_t *v = json_object_get(o, "votes");
     if (v) {
@@ -277,6 +294,14 @@ static int parse_mc(Ctx *c, json_t *o, json_t *ch) {
                         type_name(d));
         r->distractor_other_region = json_is_true(d);
     }
+    json_t *gr = json_object_get(o, "grounding");
+    if (gr && !json_is_null(gr)) {
+        if (!json_is_boolean(gr))
+            return fail(c, BAD_WRONG_TYPE, "field \"grounding\": expected true/false, got %s", type_name(gr));
+        r->grounding = json_is_true(gr);
+    }
+    json_t *s = json_object_get(o, "synth");
+    if (s && json_is_object(s) && get_qtype(c, s)) return VCM_EINPUT;
     /* An MC item may carry answer/rationale (e.g. the right answer); read them if so. */
     if (get_words(c, o, "answer", 0, 0, &r->answer) || get_words(c, o, "rationale", 0, 0, &r->rationale))
         return VCM_EINPUT;
@@ -289,6 +314,8 @@ int record_parse(const JsonlLine *ln, int want, Record *r, int *reason) {
     r->n_region = r->n_region_all = -1;
     r->region_all_key = "region_all";
     r->distractor_other_region = -1;
+    r->grounding = -1;
+    r->relational = -1;
     if (reason) *reason = BAD_NONE;
     Ctx c = {ln, r, reason};
     json_t *o;

@@ -134,6 +134,10 @@ typedef struct Record {
     Words *choices; int n_choices;  /* MC: >= 2 non-empty token lists */
     int label;                      /* MC: index of the right choice */
     int distractor_other_region;    /* MC: -1 absent, else 0/1 */
+    int grounding;                  /* MC: -1 absent, else 0/1 ("grounding": the choices name
+                                       different regions; the question names none) */
+    const char *qtype;              /* "synth": {"qtype": ...}, NULL when absent */
+    int relational;                 /* "synth": {"relational": true/false}; -1 absent */
     void *mem_;                     /* everything above lives here */
 } Record;
 
@@ -219,6 +223,10 @@ enum { EXAMPLE_EVAL = 0, EXAMPLE_TRAIN = 1 };
  * " and "), so the text carries the referring expression instead of an id. The
  * regions and boxes are computed as without it (the model just does not read them). */
 #define EXAMPLE_DESCRIBE 2
+/* OR'd into EXAMPLE_EVAL: the regions as a user of `vcm generate` gives them — all of
+ * region_all in listed order, so the text's ids are the file's positions in that list
+ * (no renumbering by first mention). The open-ended evaluation asks this way. */
+#define EXAMPLE_KEEP_IDS 4
 typedef struct Example {
     int n_regions;                       /* regions given to the model, <= 16 */
     int orig_id[VCM_MAX_REGIONS];        /* k → the id in the record/mapping */
@@ -247,6 +255,17 @@ char *words_render(const Words *w, const int *orig_id, int n_regions);
  * the file), lower-cased; several ids joined with " and ". NULL + VCM_EINPUT naming the
  * image and its mapping line when a mentioned region has no description. */
 char *words_describe(const Words *w, const RegionEntry *e);
+
+/* ---- judging a generated answer (data/open_judge.c), for `vcm eval --open`.
+ * names[k]: how region k is written in the text ("[k]", or its description for the
+ * text-only baseline); asked[k] != 0 for the regions the question asks about.
+ * refers: the answer names at least one asked region and no other region (a name
+ * matches as whole words; a name shared by an asked and another region counts as
+ * asked). correct: the answer equals the true one, compared lower-cased with single
+ * spaces (so a correct answer also refers). */
+typedef struct OpenVerdict { int refers, correct, n_named; } OpenVerdict;
+void open_judge(const char *answer, size_t answer_len, const char *truth, const char *const *names,
+                const int *asked, int n_regions, OpenVerdict *v);
 
 /* ================================================================ images and drawing
  * (data/image*.c, data/draw*.c) — owner: images
@@ -345,7 +364,8 @@ typedef struct SynthOptions {
 typedef struct SynthStats {
     long images, train_images, val_images, test_images;
     long records, annotated;
-    long mc_val, mc_val_other, mc_test, mc_test_other;
+    long mc_val, mc_val_other, mc_val_ground, mc_test, mc_test_other, mc_test_ground;
+    long open_val, open_test;               /* open-ended items (open_*.jsonl) */
     long faults[SYNTH_N_FAULT_KINDS];     /* records by fault kind; [0] = none */
     int categories_used, backgrounds_used, qtypes_used;
     double seconds;
@@ -353,7 +373,8 @@ typedef struct SynthStats {
 
 void synth_options_default(SynthOptions *o);
 /* Writes DIR/images/NNNNNN.png, DIR/regions.jsonl, DIR/corpus.jsonl,
- * DIR/annotations.jsonl, DIR/mc_val.jsonl, DIR/mc_test.jsonl (each first as *.tmp,
+ * DIR/annotations.jsonl, DIR/mc_val.jsonl, DIR/mc_test.jsonl, DIR/open_val.jsonl,
+ * DIR/open_test.jsonl (each first as *.tmp,
  * renamed when complete). Errors: VCM_EINPUT for bad options, VCM_ERR for I/O. */
 int synth_generate(const SynthOptions *o, SynthStats *st);
 /* One line of JSON with the stats (no newline), into buf. */

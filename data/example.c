@@ -183,13 +183,24 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
         return vcm_fail(VCM_EINPUT, "the record refers to more than %d regions", VCM_MAX_REGIONS);
 
     IdList use = ref;
-    if (r->kind == REC_MC) /* an MC item shows the rest of its regions too */
+    if (mode & EXAMPLE_KEEP_IDS) {
+        /* As a user gives them: every region of region_all, numbered in listed order
+         * (then any referenced id it lacks), so [k] in the text is the k-th region. */
+        use.n = 0;
+        for (int i = 0; i < r->n_region_all && use.n < VCM_MAX_REGIONS; i++) {
+            const RegionBox *bx = region_entry_box(e, r->region_all[i]);
+            if (bx && !bx->bad) add_id(&use, r->region_all[i]);
+        }
+        for (int i = 0; i < ref.n; i++) add_id(&use, ref.id[i]);
+        if (use.overflow)
+            return vcm_fail(VCM_EINPUT, "the record shows more than %d regions", VCM_MAX_REGIONS);
+    } else if (r->kind == REC_MC) /* an MC item shows the rest of its regions too */
         for (int i = 0; i < r->n_region_all && use.n < VCM_MAX_REGIONS; i++)
             if (find_id(use.id, use.n, r->region_all[i]) < 0 && region_entry_box(e, r->region_all[i]) &&
                 !region_entry_box(e, r->region_all[i])->bad)
                 use.id[use.n++] = r->region_all[i];
     const RegionEntry *desc = mode & EXAMPLE_DESCRIBE ? e : NULL;
-    mode &= ~EXAMPLE_DESCRIBE;
+    mode &= ~(EXAMPLE_DESCRIBE | EXAMPLE_KEEP_IDS);
     if (mode == EXAMPLE_TRAIN && (vcm_rng_next(rng) >> 63)) {
         use = ref;
         /* All the image's regions (region_all when given, else the mapping's, minus

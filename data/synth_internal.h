@@ -42,7 +42,7 @@ static inline double srng_unif(SRng *r) { return (double)(srng_next(r) >> 11) * 
 static inline int srng_int(SRng *r, int n) { return n <= 1 ? 0 : (int)(srng_next(r) % (uint64_t)n); }
 static inline float srng_range(SRng *r, float a, float b) { return a + (b - a) * (float)srng_unif(r); }
 
-enum { RNG_SCENE = 1, RNG_RENDER, RNG_VERBAL, RNG_TEACHER, RNG_MC, RNG_VOTES, RNG_SPLIT };
+enum { RNG_SCENE = 1, RNG_RENDER, RNG_VERBAL, RNG_TEACHER, RNG_MC, RNG_VOTES, RNG_SPLIT, RNG_GROUND, RNG_OPEN };
 
 /* ---------------------------------------------------------------- ontology */
 typedef struct SynthColor { const char *name; uint8_t rgb[3]; } SynthColor;
@@ -158,6 +158,9 @@ const char *ss_wordat(const SSent *s, int i);         /* NULL for a mention */
 int ss_equal(const SSent *a, const SSent *b);
 void ss_replace_word(SSent *s, const char *from, const char *to);
 void ss_swap_ids(SSent *s, int a, int b);
+/* "[k] could be used to X ." -> "Which of them could be used to X ?"; -1 unless a is
+ * one mention of one id followed by words and a full stop. */
+int ss_which_question(const SSent *a, SSent *q);
 
 /* A growing string. */
 typedef struct SBuf { char *p; size_t n, cap; int oom; } SBuf;
@@ -170,7 +173,7 @@ void sb_free(SBuf *b);
 
 /* ---------------------------------------------------------------- teacher */
 enum { Q_USE, Q_PLACE, Q_ABILITY, Q_MATERIAL, Q_COLOR, Q_WHY_HERE, Q_SIZE, Q_EDIBLE,
-       Q_FIT, Q_CLOSER, Q_BIGGER, Q_TOGETHER, N_QTYPES };
+       Q_FIT, Q_CLOSER, Q_BIGGER, Q_TOGETHER, Q_WHICH, N_QTYPES };
 enum { F_NONE, F_WRONG_REGION, F_INVENTED_ATTRIBUTE, F_DISAGREE, F_GENERIC,
        F_HALLUCINATED_OBJECT, F_MISDESCRIBED, N_FAULTS };
 extern const char *const synth_qtype_names[N_QTYPES];
@@ -198,6 +201,9 @@ int synth_write_record(const SynthScene *s, const RegionView *v, int q, const in
 void synth_short_desc(const RegionView *v, int k, char *out, size_t cap);
 /* After a word was replaced: make "a"/"an" agree with the next word. */
 void ss_fix_articles(SSent *s);
+/* Distinct random regions for question type q (for fit_inside mostly a container
+ * second), as the teacher picks them. */
+void synth_pick_regions(const SynthScene *s, const RegionView *v, int q, SRng *r, int *regs);
 /* Chooses type and regions, writes, injects a fault with probability fault_rate. */
 void synth_teacher_record(const SynthScene *s, SRng *r, double fault_rate, SynthRecord *rec);
 
@@ -214,9 +220,19 @@ typedef struct SynthMC {
     int choice_region[4];  /* the region whose right answer a choice is; -1: none in the image */
     int label;
     int other_region;
+    int grounding;         /* the choices name different regions (synth_grounding_item) */
+    int n_choices;         /* 4, or 2..4 for a grounding item */
 } SynthMC;
 /* Up to 3 items for a held-out image. Returns the number written. */
 int synth_mc_items(const SynthScene *s, uint64_t seed, SynthMC *items, int max_items);
+/* One grounding item for a held-out image (the question names no region, the choices
+ * name different regions); returns 1, or 0 when the image allows none. */
+int synth_grounding_item(const SynthScene *s, uint64_t seed, SynthMC *m);
+/* The open-ended set: up to max_items fault-free records about a held-out image, from
+ * the TRUE scene, of different question types (relational ones included): what
+ * `vcm eval --open` asks and judges the generated answer against. */
+int synth_open_items(const SynthScene *s, uint64_t seed, SynthRecord *items, int max_items);
+void synth_json_open(const SynthScene *s, const SynthRecord *rec, int j, SBuf *b);
 /* The true answer of an MC question type for region `k`, phrased with mention id `as_id`. */
 void synth_mc_answer(const SynthScene *s, int qtype, int k, int as_id, SSent *out);
 

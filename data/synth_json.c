@@ -47,14 +47,15 @@ void synth_json_regions(const SynthScene *s, SBuf *b) {
     sb_puts(b, "]}}\n");
 }
 
-/* Without the closing brace and newline: the caller may add "votes". */
-void synth_json_record_open(const SynthScene *s, const SynthRecord *rec, int j, SBuf *b) {
+/* The fields every record line shares, from "image" to "rationale". */
+static void record_fields(const SynthScene *s, const SynthRecord *rec, const char *source, const char *split,
+                          const char *prefix, int j, SBuf *b) {
     char name[64];
     synth_image_name(s->index, name, sizeof name);
     sb_puts(b, "{\"image\": ");
     sb_json_str(b, name);
-    sb_printf(b, ", \"source\": \"synth_teacher_v1\", \"split\": \"train\", \"index\": \"synth-%06ld-%d\", \"region\": [",
-              s->index, j);
+    sb_printf(b, ", \"source\": \"%s\", \"split\": \"%s\", \"index\": \"%s-%06ld-%d\", \"region\": [", source,
+              split, prefix, s->index, j);
     int sorted[3], n = 0;
     for (int i = 0; i < rec->nregs; i++) { /* unique, ascending */
         int x = rec->regs[i], p = n;
@@ -74,6 +75,11 @@ void synth_json_record_open(const SynthScene *s, const SynthRecord *rec, int j, 
     sb_json_sent(b, &rec->a);
     sb_puts(b, ", \"rationale\": ");
     sb_json_sent(b, &rec->r);
+}
+
+/* Without the closing brace and newline: the caller may add "votes". */
+void synth_json_record_open(const SynthScene *s, const SynthRecord *rec, int j, SBuf *b) {
+    record_fields(s, rec, "synth_teacher_v1", "train", "synth", j, b);
     sb_puts(b, ", \"synth\": {\"fault\": ");
     if (rec->fault == F_NONE) sb_puts(b, "null");
     else sb_json_str(b, synth_fault_names[rec->fault]);
@@ -92,13 +98,27 @@ void synth_json_mc(const SynthScene *s, const SynthMC *m, SBuf *b) {
     sb_puts(b, "], \"question\": ");
     sb_json_sent(b, &m->q);
     sb_puts(b, ", \"choices\": [");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < m->n_choices; i++) {
         if (i) sb_puts(b, ", ");
         sb_json_sent(b, &m->choices[i]);
     }
-    sb_printf(b, "], \"label\": %d, \"distractor_other_region\": %s, \"synth\": {\"qtype\": ", m->label,
-              m->other_region ? "true" : "false");
+    sb_printf(b, "], \"label\": %d, \"distractor_other_region\": %s, \"grounding\": %s, \"synth\": {\"qtype\": ",
+              m->label, m->other_region ? "true" : "false", m->grounding ? "true" : "false");
     sb_json_str(b, synth_qtype_names[m->qtype]);
-    sb_printf(b, ", \"region\": %d, \"choice_regions\": [%d, %d, %d, %d]}}\n", m->region, m->choice_region[0],
-              m->choice_region[1], m->choice_region[2], m->choice_region[3]);
+    sb_printf(b, ", \"region\": %d, \"choice_regions\": [", m->region);
+    for (int i = 0; i < m->n_choices; i++) sb_printf(b, i ? ", %d" : "%d", m->choice_region[i]);
+    sb_puts(b, "]}}\n");
+}
+
+/* An open-ended item: a fault-free corpus record about a held-out image (the true
+ * answer and rationale), "region" the asked ids, "region_all" every region of the image
+ * (all of them are given to the model, numbered as here), and under "synth" the type
+ * and the asked ids in question order. */
+void synth_json_open(const SynthScene *s, const SynthRecord *rec, int j, SBuf *b) {
+    record_fields(s, rec, "synth_open_v1", "test", "open", j, b);
+    sb_puts(b, ", \"synth\": {\"fault\": null, \"qtype\": ");
+    sb_json_str(b, synth_qtype_names[rec->qtype]);
+    sb_puts(b, ", \"asked\": [");
+    for (int i = 0; i < rec->nregs; i++) sb_printf(b, i ? ", %d" : "%d", rec->regs[i]);
+    sb_printf(b, "], \"relational\": %s}}\n", rec->qtype >= Q_WHY_HERE && rec->qtype != Q_SIZE && rec->qtype != Q_EDIBLE ? "true" : "false");
 }

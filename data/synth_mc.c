@@ -41,6 +41,8 @@ static int seen(const SSent *list, int n, const SSent *x) {
 }
 
 static void finish(SynthMC *m, const SSent *right, const SSent *dis, const int *dis_region, SRng *r) {
+    m->grounding = 0;
+    m->n_choices = 4;
     int order[4] = {0, 1, 2, 3};
     shuffle(order, 4, r);
     for (int i = 0; i < 4; i++) {
@@ -143,4 +145,54 @@ int synth_mc_items(const SynthScene *s, uint64_t seed, SynthMC *items, int max_i
         made++;
     }
     return made;
+}
+
+/* ---------------------------------------------------------------- grounding items
+ * VCR-style: the question names no region ("which of them is made of glass ?") and the
+ * choices differ only in which region they name ("[0] is made of glass .", "[2] ...").
+ * The property is the true answer of one region k that no other region of the image
+ * shares; each wrong choice names a region whose own answer differs. Only a model that
+ * knows which region each [j] is can tell the choices apart: without region input it
+ * is at chance (1 / choices). */
+int synth_grounding_item(const SynthScene *s, uint64_t seed, SynthMC *m) {
+    if (s->n < 2) return 0;
+    SRng r = srng_for(seed, (uint64_t)s->index, RNG_GROUND);
+    RegionView v[SYNTH_MAX_OBJ];
+    synth_view(s, 1, v);
+    int types[MC_QTYPES], regs[SYNTH_MAX_OBJ];
+    for (int t = 0; t < MC_QTYPES; t++) types[t] = t;
+    shuffle(types, MC_QTYPES, &r);
+    for (int i = 0; i < s->n; i++) regs[i] = i;
+    shuffle(regs, s->n, &r);
+    for (int ti = 0; ti < MC_QTYPES; ti++) {
+        int q = types[ti];
+        SSent ans[SYNTH_MAX_OBJ];   /* every region's answer, phrased with id 0 */
+        for (int j = 0; j < s->n; j++) answer_in_view(s, v, q, j, 0, &ans[j]);
+        for (int ki = 0; ki < s->n; ki++) {
+            int k = regs[ki], unique = ans[k].n > 0;
+            for (int j = 0; j < s->n && unique; j++) unique = j == k || !ss_equal(&ans[j], &ans[k]);
+            SSent question;
+            if (!unique || ss_which_question(&ans[k], &question)) continue;
+            int names[4] = {k}, nn = 1;
+            for (int ji = 0; ji < s->n && nn < 4; ji++)
+                if (regs[ji] != k) names[nn++] = regs[ji];
+            int order[4] = {0, 1, 2, 3};
+            shuffle(order, nn, &r);
+            memset(m, 0, sizeof *m);
+            m->qtype = q;
+            m->region = k;
+            m->grounding = 1;
+            m->n_choices = nn;
+            m->q = question;
+            for (int i = 0; i < nn; i++) {
+                int j = names[order[i]];
+                m->choices[i] = ans[k];
+                ss_swap_ids(&m->choices[i], 0, j);
+                m->choice_region[i] = j;
+                if (j == k) m->label = i;
+            }
+            return 1;
+        }
+    }
+    return 0;
 }

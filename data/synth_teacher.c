@@ -2,7 +2,8 @@
  * verbalizations only (the captioner's categories, which may be wrong), like the LLM of
  * LSKD; and the LLM's typical faults, injected at a known rate.
  *
- * Twelve question types; four involve two or three regions. Every rationale names
+ * Thirteen question types; four name two or three regions, and one ("which of them
+ * ...?") names none and is answered by the one region it fits. Every rationale names
  * what the region is ("[2] is a red cup , ..."), so a fault that changes what a region
  * is said to be can be caught by looking at the region. */
 #include "data/synth_internal.h"
@@ -13,12 +14,12 @@
 
 const char *const synth_qtype_names[N_QTYPES] = {
     "use", "place", "ability", "material", "color", "why_here", "size", "edible",
-    "fit_inside", "closer_to", "bigger", "same_place"};
+    "fit_inside", "closer_to", "bigger", "same_place", "which"};
 const char *const synth_fault_names[N_FAULTS] = {
     "none", "wrong_region", "invented_attribute", "answer_rationale_disagree", "generic_filler",
     "hallucinated_object", "misdescribed_region"};
 
-int synth_qtype_regions(int q) { return q == Q_CLOSER ? 3 : q >= Q_FIT ? 2 : 1; }
+int synth_qtype_regions(int q) { return q == Q_CLOSER ? 3 : q >= Q_FIT && q <= Q_TOGETHER ? 2 : 1; }
 
 void synth_view(const SynthScene *s, int truth, RegionView *v) {
     for (int k = 0; k < s->n; k++) {
@@ -174,6 +175,21 @@ int synth_write_record(const SynthScene *s, const RegionView *v, int q, const in
         else ss_fmt(R, "%m is %s and %m is %s , which are kept in different places .", k, D, b, D2);
         break;
     }
+    case Q_WHICH: { /* regs = {k}; qvar picks the property: use, place, ability, material, color */
+        int t = qvar % MC_QTYPES;
+        SynthRecord base, other;
+        if (synth_write_record(s, v, t, &k, 1, 0, NULL, 0, &base)) return -1;
+        for (int j = 0; j < s->n; j++) { /* the property must be true of region k alone */
+            int one = j;
+            if (j == k || synth_write_record(s, v, t, &one, 1, 0, NULL, 0, &other)) continue;
+            ss_swap_ids(&other.a, j, k);
+            if (ss_equal(&other.a, &base.a)) return -1;
+        }
+        if (ss_which_question(&base.a, Q)) return -1;
+        *Aa = base.a;
+        *R = base.r;
+        break;
+    }
     default:
         return -1;
     }
@@ -184,7 +200,7 @@ int synth_write_record(const SynthScene *s, const RegionView *v, int q, const in
 
 /* ---------------------------------------------------------------- choosing what to ask */
 
-static const int qweight[N_QTYPES] = {3, 2, 2, 2, 2, 2, 1, 1, 2, 2, 2, 1};
+static const int qweight[N_QTYPES] = {3, 2, 2, 2, 2, 2, 1, 1, 2, 2, 2, 1, 2};
 
 static int pick_qtype(SRng *r) {
     int total = 0;
@@ -203,7 +219,7 @@ static int in_list(const int *l, int n, int x) {
     return 0;
 }
 
-static void pick_regions(const SynthScene *s, const RegionView *v, int q, SRng *r, int *regs) {
+void synth_pick_regions(const SynthScene *s, const RegionView *v, int q, SRng *r, int *regs) {
     int need = synth_qtype_regions(q);
     for (int i = 0; i < need; i++) {
         int x;
@@ -349,8 +365,8 @@ void synth_teacher_record(const SynthScene *s, SRng *r, double fault_rate, Synth
     for (int attempt = 0;; attempt++) {
         q = attempt < 20 ? pick_qtype(r) : Q_USE;
         if (synth_qtype_regions(q) > s->n) continue;
-        pick_regions(s, v, q, r, regs);
-        qvar = srng_int(r, 2);
+        synth_pick_regions(s, v, q, r, regs);
+        qvar = srng_int(r, q == Q_WHICH ? MC_QTYPES : 2);
         nb = srng_unif(r) < 0.3 ? nearest_other(s, v, regs, synth_qtype_regions(q)) : -1;
         if (nb >= 0) synth_short_desc(v, nb, nbdesc, sizeof nbdesc);
         if (!synth_write_record(s, v, q, regs, synth_qtype_regions(q), qvar, nb >= 0 ? nbdesc : NULL, 0, rec)) break;

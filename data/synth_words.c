@@ -100,6 +100,22 @@ void ss_swap_ids(SSent *s, int a, int b) {
         }
 }
 
+int ss_which_question(const SSent *a, SSent *q) {
+    /* "[k] could be used to X ." -> "Which of them could be used to X ?" */
+    if (a->n < 3 || ss_wordat(a, 0) || a->t[0].nid != 1) return -1;
+    const char *last = ss_wordat(a, a->n - 1);
+    if (!last || strcmp(last, ".")) return -1;
+    ss_clear(q);
+    ss_words(q, "Which of them");
+    for (int i = 1; i < a->n - 1; i++) {
+        const char *w = ss_wordat(a, i);
+        if (!w) return -1;   /* a second mention: not a one-region property */
+        ss_word(q, w, strlen(w));
+    }
+    ss_word(q, "?", 1);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- SBuf */
 
 static int sb_grow(SBuf *b, size_t extra) {

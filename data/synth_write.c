@@ -19,9 +19,11 @@
 #define CHUNK 256
 #define MAX_PER_IMAGE 64
 enum { SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST };
-enum { OUT_REGIONS, OUT_CORPUS, OUT_ANN, OUT_MC_VAL, OUT_MC_TEST, N_OUT };
+#define OPEN_PER_IMAGE 4
+enum { OUT_REGIONS, OUT_CORPUS, OUT_ANN, OUT_MC_VAL, OUT_MC_TEST, OUT_OPEN_VAL, OUT_OPEN_TEST, N_OUT };
 static const char *const out_names[N_OUT] = {"regions.jsonl", "corpus.jsonl", "annotations.jsonl",
-                                             "mc_val.jsonl", "mc_test.jsonl"};
+                                             "mc_val.jsonl", "mc_test.jsonl", "open_val.jsonl",
+                                             "open_test.jsonl"};
 
 void synth_options_default(SynthOptions *o) {
     memset(o, 0, sizeof *o);
@@ -48,11 +50,11 @@ static int split_of(long i, double val, double test) {
 }
 
 typedef struct ImageOut {
-    SBuf regions, corpus, mc;
+    SBuf regions, corpus, mc, open;
     size_t rec_end[MAX_PER_IMAGE];
     int rec_fault[MAX_PER_IMAGE], nrec;
     int rec_qtype[MAX_PER_IMAGE];
-    int split, n_mc, n_mc_other;
+    int split, n_mc, n_mc_other, n_mc_ground, n_open;
     uint64_t cats;
     int bg;
     int err;
@@ -100,15 +102,20 @@ static void build_image(const SynthOptions *o, long i, uint8_t *rgb, ImageOut *o
         }
         out->nrec = o->per_image;
     } else {
-        SynthMC items[3];
+        SynthMC items[4];
         int n = synth_mc_items(&s, o->seed, items, 3);
+        n += synth_grounding_item(&s, o->seed, &items[n]);
         for (int t = 0; t < n; t++) {
             synth_json_mc(&s, &items[t], &out->mc);
             out->n_mc_other += items[t].other_region;
+            out->n_mc_ground += items[t].grounding;
         }
         out->n_mc = n;
+        SynthRecord open[OPEN_PER_IMAGE];
+        out->n_open = synth_open_items(&s, o->seed, open, OPEN_PER_IMAGE);
+        for (int t = 0; t < out->n_open; t++) synth_json_open(&s, &open[t], t, &out->open);
     }
-    if (out->regions.oom || out->corpus.oom || out->mc.oom) {
+    if (out->regions.oom || out->corpus.oom || out->mc.oom || out->open.oom) {
         out->err = 1;
         snprintf(out->msg, sizeof out->msg, "image %ld: out of memory", i);
     }
@@ -151,6 +158,7 @@ static void free_out(ImageOut *o) {
     sb_free(&o->regions);
     sb_free(&o->corpus);
     sb_free(&o->mc);
+    sb_free(&o->open);
 }
 
 typedef struct Writer {
@@ -207,10 +215,16 @@ static int append_chunk(const SynthOptions *o, Writer *w, ImageOut *outs, long c
                 start = out->rec_end[j];
             }
         } else {
-            int f = out->split == SPLIT_VAL ? OUT_MC_VAL : OUT_MC_TEST;
-            fwrite(out->mc.p ? out->mc.p : "", 1, out->mc.n, w->f[f]);
-            if (out->split == SPLIT_VAL) { st->val_images++; st->mc_val += out->n_mc; st->mc_val_other += out->n_mc_other; }
-            else { st->test_images++; st->mc_test += out->n_mc; st->mc_test_other += out->n_mc_other; }
+            int val = out->split == SPLIT_VAL;
+            fwrite(out->mc.p ? out->mc.p : "", 1, out->mc.n, w->f[val ? OUT_MC_VAL : OUT_MC_TEST]);
+            fwrite(out->open.p ? out->open.p : "", 1, out->open.n, w->f[val ? OUT_OPEN_VAL : OUT_OPEN_TEST]);
+            if (val) {
+                st->val_images++; st->mc_val += out->n_mc; st->mc_val_other += out->n_mc_other;
+                st->mc_val_ground += out->n_mc_ground; st->open_val += out->n_open;
+            } else {
+                st->test_images++; st->mc_test += out->n_mc; st->mc_test_other += out->n_mc_other;
+                st->mc_test_ground += out->n_mc_ground; st->open_test += out->n_open;
+            }
         }
         st->images++;
         (void)c0;
@@ -306,11 +320,13 @@ int synth_generate(const SynthOptions *o, SynthStats *st) {
 void synth_stats_json(const SynthStats *st, char *buf, size_t cap) {
     size_t l = (size_t)snprintf(buf, cap,
         "{\"images\": %ld, \"train_images\": %ld, \"val_images\": %ld, \"test_images\": %ld, \"records\": %ld, "
-        "\"annotated\": %ld, \"mc_val\": %ld, \"mc_val_other_region\": %ld, \"mc_test\": %ld, "
-        "\"mc_test_other_region\": %ld, \"categories_used\": %d, \"backgrounds_used\": %d, \"qtypes_used\": %d, "
+        "\"annotated\": %ld, \"mc_val\": %ld, \"mc_val_other_region\": %ld, \"mc_val_grounding\": %ld, "
+        "\"mc_test\": %ld, \"mc_test_other_region\": %ld, \"mc_test_grounding\": %ld, \"open_val\": %ld, "
+        "\"open_test\": %ld, \"categories_used\": %d, \"backgrounds_used\": %d, \"qtypes_used\": %d, "
         "\"faults\": {",
         st->images, st->train_images, st->val_images, st->test_images, st->records, st->annotated, st->mc_val,
-        st->mc_val_other, st->mc_test, st->mc_test_other, st->categories_used, st->backgrounds_used,
+        st->mc_val_other, st->mc_val_ground, st->mc_test, st->mc_test_other, st->mc_test_ground, st->open_val,
+        st->open_test, st->categories_used, st->backgrounds_used,
         st->qtypes_used);
     for (int k = 0; k < N_FAULTS && l < cap; k++)
         l += (size_t)snprintf(buf + l, cap - l, "%s\"%s\": %ld", k ? ", " : "", synth_fault_names[k], st->faults[k]);

@@ -25,7 +25,15 @@ typedef struct ModelConfig {
     int region_input;                     /* REGION_INPUT_* */
     int roi_pixels;                       /* > 0: one more token per region, the region's
                                              pixels RoIAligned to roi_pixels² (docs/MODEL.md) */
+    int mention;                          /* MENTION_*: what a text "[k]" carries of its region */
 } ModelConfig;
+
+/* How a mention "[k]" in the text carries its region (roi_pixels > 0; docs/MODEL.md,
+ * "Mentions carry their region"): MENTION_RAW adds the region's vector v_k as it is
+ * (checkpoints before the field); MENTION_NORM adds LayerNorm(v_k) with its own gain,
+ * started at the scale of a token embedding, so that E_tok["[k]"] stays readable. */
+enum { MENTION_RAW = 0, MENTION_NORM = 1 };
+#define MODEL_MENTION_GAIN0 0.15f   /* MENTION_NORM: the gain's initial value */
 
 /* The named configs (nano, small, base) from one table. VCM_EINPUT for an unknown name. */
 int model_config_named(const char *name, ModelConfig *c);
@@ -70,6 +78,7 @@ typedef struct Student {
     Linear roi_proj;      /* W_roi: pooled region vector vit_d → dec_d */
     Linear box_proj;      /* W_box: box / image (4) → dec_d */
     Linear pix_proj;      /* region pixels (3·roi_pixels²) → dec_d, when roi_pixels > 0 */
+    LayerNorm ment_norm;  /* MENTION_NORM: what a mention adds, LN(v_k) · gain */
     /* decoder */
     Embedding tok;        /* [vocab, dec_d], tied with the output layer and with [k] */
     Embedding pos;        /* [max_seq, dec_d] */

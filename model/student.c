@@ -33,6 +33,8 @@ int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     if (!rc && image && c->roi_pixels > 0)
         rc = linear_declare(&m->pix_proj, ps, "bridge.pix_proj", 3 * c->roi_pixels * c->roi_pixels, c->dec_d, 1,
                             NN_INIT_STD);
+    if (!rc && image && c->roi_pixels > 0 && c->mention == MENTION_NORM)
+        rc = layernorm_declare(&m->ment_norm, ps, "bridge.mention_norm", c->dec_d);
     if (!rc) rc = embedding_declare(&m->tok, ps, "dec.tok", c->vocab, c->dec_d, NN_INIT_STD);
     if (!rc) rc = embedding_declare(&m->pos, ps, "dec.pos", model_max_seq(c), c->dec_d, NN_INIT_STD);
     if (!rc) rc = blocks_declare(m->dec_blocks, c->dec_layers, ps, "dec.blocks", c->dec_d, c->dec_heads,
@@ -41,6 +43,12 @@ int student_init(Student *m, const ModelConfig *cfg, uint64_t seed) {
     if (!rc) rc = params_alloc(ps);
     if (!rc) rc = params_init_weights(ps, seed);
     if (rc) { student_free(m); return rc; }
+    /* The mention's gain starts small: LN(v_k) has unit entries, so gain g gives it a norm
+     * of g·sqrt(d), against E_tok["[k]"]'s ~1 after training (measured; docs/MODEL.md,
+     * "Why the answer named a random region"): 0.15 keeps the id readable and the
+     * content strong enough for binding. */
+    if (m->ment_norm.w)
+        for (int j = 0; j < c->dec_d; j++) m->ment_norm.w->data[j] = MODEL_MENTION_GAIN0;
     return VCM_OK;
 }
 
@@ -119,7 +127,8 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat,
     Tensor *y = linear_forward(g, &m->pix_proj, op_reshape(g, pix, 3, sr));
     int sq[3] = {B, R, 4};
     y = op_add(g, y, linear_forward(g, &m->box_proj, tensor_wrap(g, pbox, 3, sq)));
-    *slot_vec = y;   /* the region's content without its id: what its mentions carry */
+    /* the region's content without its id: what its mentions carry */
+    *slot_vec = c->mention == MENTION_NORM ? layernorm_forward(g, &m->ment_norm, y) : y;
     int sj[2] = {B, R};
     y = op_add(g, y, embedding_forward(g, &m->tok, pids, 2, sj));
     Tensor *parts[2] = {x, y};

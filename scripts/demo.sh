@@ -1,6 +1,7 @@
 #!/bin/sh
 # make demo: the whole LSKD pipeline on the embedded synthetic world, on this machine.
-#   synth world -> BPE tokenizer -> train the nano student -> multiple-choice eval ->
+#   synth world -> BPE tokenizer -> train the nano student -> multiple-choice and
+#   open-ended eval (on the world's held-out images and on a world of another seed) ->
 #   generate on a held-out synthetic image and on a real photograph -> summary.
 # Everything lands in demo/ (DEMO_DIR). Sizes can be changed through the environment:
 #   DEMO_IMAGES (world size), DEMO_STEPS, DEMO_BATCH.
@@ -9,6 +10,7 @@ BUILD=${1:-build}
 VCM="$BUILD/vcm"
 DIR=${DEMO_DIR:-demo}
 IMAGES=${DEMO_IMAGES:-3000}
+IMAGES2=${DEMO_IMAGES2:-500}
 STEPS=${DEMO_STEPS:-3000}
 BATCH=${DEMO_BATCH:-16}
 SEED=${DEMO_SEED:-1}
@@ -17,9 +19,10 @@ mkdir -p "$DIR"
 t0=$(date +%s)
 stamp() { echo "demo: [$(( $(date +%s) - t0 )) s] $*" >&2; }
 
-stamp "1/5 synthetic world: $IMAGES images (vcm synth)"
+stamp "1/5 synthetic world: $IMAGES images (vcm synth), and $IMAGES2 of another seed for evaluation"
 "$VCM" synth --out "$DIR/world" --images "$IMAGES" --seed "$SEED" --quiet > "$DIR/synth.json"
 stamp "$(cat "$DIR/synth.json")"
+"$VCM" synth --out "$DIR/world2" --images "$IMAGES2" --seed "$(( SEED + 1 ))" --quiet > "$DIR/synth2.json"
 
 stamp "2/5 tokenizer (vcm tokenizer train)"
 "$VCM" tokenizer train --corpus "$DIR/world/corpus.jsonl" --vocab 2048 --out "$DIR/tok.tok" > "$DIR/tokenizer.json"
@@ -32,9 +35,12 @@ t_train=$(date +%s)
     --log "$DIR/train.csv" --log-every 50 --ckpt-every 500 > "$DIR/train.json"
 train_s=$(( $(date +%s) - t_train ))
 
-stamp "4/5 multiple-choice evaluation on mc_test (vcm eval)"
-"$VCM" eval --model "$DIR/nano.vcm" --mc "$DIR/world/mc_test.jsonl" \
-    --regions "$DIR/world/regions.jsonl" --images-root "$DIR/world" > "$DIR/eval.json"
+stamp "4/5 evaluation: multiple choice (mc_test) and open-ended (open_test), greedy, every region given (vcm eval)"
+"$VCM" eval --model "$DIR/nano.vcm" --mc "$DIR/world/mc_test.jsonl" --open "$DIR/world/open_test.jsonl" \
+    --regions "$DIR/world/regions.jsonl" --images-root "$DIR/world" --open-predictions "$DIR/open_answers.jsonl" \
+    --quiet > "$DIR/eval.json"
+"$VCM" eval --model "$DIR/nano.vcm" --mc "$DIR/world2/mc_test.jsonl" --open "$DIR/world2/open_test.jsonl" \
+    --regions "$DIR/world2/regions.jsonl" --images-root "$DIR/world2" --quiet > "$DIR/eval2.json"
 
 stamp "5/5 generation (vcm generate)"
 # a held-out image: the first test image, with its regions from the mapping
@@ -51,6 +57,8 @@ for b in $boxes; do set -- "$@" --region "$b"; done
 
 total=$(( $(date +%s) - t0 ))
 num() { sed -E "s/.*\"$2\": *([-0-9.eE+]+).*/\1/" "$1"; }
+# a field of the "open" object of an eval line: onum FILE KEY
+onum() { sed -E 's/.*"open":\{"n":([0-9]+),"refers":([-0-9.eE+]+),"correct":([-0-9.eE+]+),"n_first_id":[0-9]+,"first_id_prob":(null|[-0-9.eE+]+).*/n=\1 refers=\2 correct=\3 first_id_prob=\4/' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 echo
 echo "vcm demo summary ($DIR/)"
 echo "| what | value |"
@@ -58,11 +66,18 @@ echo "|---|---|"
 echo "| synthetic world | $(num "$DIR/synth.json" images) images, $(num "$DIR/synth.json" records) corpus records |"
 echo "| tokenizer | $(num "$DIR/tokenizer.json" vocab) ids |"
 echo "| training | $STEPS steps x $BATCH, final loss $(num "$DIR/train.json" loss), $(num "$DIR/train.json" samples_per_s) samples/s, ${train_s} s |"
-echo "| mc_test accuracy | $(num "$DIR/eval.json" accuracy) (n = $(num "$DIR/eval.json" n); chance 0.25) |"
-echo "| mc_test accuracy, other-region items | $(num "$DIR/eval.json" accuracy_other_region) |"
+echo "| mc_test accuracy, items naming the region | $(num "$DIR/eval.json" accuracy_named) (n = $(num "$DIR/eval.json" n_named); chance 0.25) |"
+echo "| mc_test accuracy, other-region items | $(num "$DIR/eval.json" accuracy_other_region) (n = $(num "$DIR/eval.json" n_other_region)) |"
+echo "| mc_test accuracy, grounding items (choices name different regions) | $(num "$DIR/eval.json" accuracy_grounding) (n = $(num "$DIR/eval.json" n_grounding); chance about 0.33) |"
+echo "| open-ended (greedy, every region given): answer names the asked region(s) | $(onum "$DIR/eval.json" refers) (n = $(onum "$DIR/eval.json" n)) |"
+echo "| open-ended: answer is the true one | $(onum "$DIR/eval.json" correct) |"
+echo "| open-ended: p(asked id) as the first answer token | $(onum "$DIR/eval.json" first_id_prob) |"
+echo "| world of another seed: refers / correct / first-id p / grounding | $(onum "$DIR/eval2.json" refers) / $(onum "$DIR/eval2.json" correct) / $(onum "$DIR/eval2.json" first_id_prob) / $(num "$DIR/eval2.json" accuracy_grounding) (n = $(onum "$DIR/eval2.json" n)) |"
 echo "| generation, held-out image | $DIR/generate_synth.jsonl, boxes drawn in $DIR/generate_synth.png |"
 echo "| generation, photograph | $DIR/generate_photo.jsonl, boxes drawn in $DIR/generate_photo.png |"
 echo "| total time | ${total} s |"
 echo
 echo "first generated sample on the held-out image:"
 head -1 "$DIR/generate_synth.jsonl"
+echo "first open-ended answers (question, answer, truth: $DIR/open_answers.jsonl):"
+head -3 "$DIR/open_answers.jsonl"

@@ -88,8 +88,8 @@ student() {
         --lr "$LR" --warmup "$WARMUP" --seed "$SEED" --threads "$THREADS" --ckpt-every "$STEPS" \
         --log "$DIR/logs/$name.csv" --log-every 100 > "$DIR/$name.train.json" 2> "$DIR/logs/$name.err"
     train_s=$(( $(date +%s) - s ))
-    "$VCM" eval --model "$DIR/$name.vcm" --mc "$W/mc_test.jsonl" --regions "$W/regions.jsonl" --images-root "$W" \
-        --threads "$THREADS" --quiet > "$DIR/$name.eval.json"
+    "$VCM" eval --model "$DIR/$name.vcm" --mc "$W/mc_test.jsonl" --open "$W/open_test.jsonl" --regions "$W/regions.jsonl" \
+        --images-root "$W" --open-predictions "$DIR/logs/$name.open.jsonl" --threads "$THREADS" --quiet > "$DIR/$name.eval.json"
     echo "$train_s" > "$DIR/$name.train_s"
     stamp "student $name: $(cat "$DIR/$name.eval.json") (trained in ${train_s} s)"
 }
@@ -158,11 +158,24 @@ fi
 total=$(cat "$DIR/total_s" 2>/dev/null || echo "unfinished, $(( $(date +%s) - $(stat -c %Y "$DIR/synth.json") )) so far")
 
 # ---------------------------------------------------------------- the table
-cell() {  # cell NAME: "overall / other-region"
+cell() {  # cell NAME: "items naming the region / other-region items"
     f="$DIR/$1.eval.json"
     [ -s "$f" ] || { echo "failed"; return; }
-    printf '%.3f / %.3f' "$(num "$f" accuracy)" "$(num "$f" accuracy_other_region)"
+    printf '%.3f / %.3f' "$(num "$f" accuracy_named)" "$(num "$f" accuracy_other_region)"
 }
+# a field of the "open" report of an eval line (its head, or a sub-object): open_num FILE [GROUP] KEY
+open_num() {
+    if [ $# = 2 ]; then sed -nE 's/.*"open":\{([^{]*)"literal".*/\1/p' "$1" | sed -nE "s/.*\"$2\":(null|[-0-9.eE+]+).*/\1/p"
+    else sed -nE "s/.*\"open\":.*\"$2\":\\{([^}]*)\\}.*/\\1/p" "$1" | sed -nE "s/.*\"$3\":(null|[-0-9.eE+]+).*/\\1/p"; fi
+}
+ocell() {  # ocell NAME [GROUP]: "refers / correct" of the open-ended answers
+    f="$DIR/$1.eval.json"
+    [ -s "$f" ] || { echo "failed"; return; }
+    if [ $# = 1 ]; then printf '%.3f / %.3f' "$(open_num "$f" refers)" "$(open_num "$f" correct)"
+    else printf '%.3f / %.3f' "$(open_num "$f" "$2" refers)" "$(open_num "$f" "$2" correct)"; fi
+}
+gcell() { f="$DIR/$1.eval.json"; [ -s "$f" ] && printf '%.3f' "$(num "$f" accuracy_grounding)" || echo failed; }
+fcell() { f="$DIR/$1.eval.json"; [ -s "$f" ] && { v=$(open_num "$f" first_id_prob); [ "$v" = null ] && echo "–" || printf '%.3f' "$v"; } || echo failed; }
 acc() { f="$DIR/$1.eval.json"; [ -s "$f" ] && num "$f" "$2" || echo 0; }
 better() {  # better A B KEY: "yes"/"no" and the two numbers
     [ -s "$DIR/$1.eval.json" ] && [ -s "$DIR/$2.eval.json" ] || { echo "not measured ($1 or $2 failed)"; return; }
@@ -188,11 +201,11 @@ echo "## Settings"
 echo
 echo "| what | value |"
 echo "|---|---|"
-echo "| world | \`vcm synth --images $IMAGES --seed $SEED --annotated $ANNOTATED\`: $(num "$DIR/synth.json" records) corpus records, mc_test $(num "$DIR/synth.json" mc_test) items ($(num "$DIR/synth.json" mc_test_other_region) other-region) |"
+echo "| world | \`vcm synth --images $IMAGES --seed $SEED --annotated $ANNOTATED\`: $(num "$DIR/synth.json" records) corpus records, mc_test $(num "$DIR/synth.json" mc_test) items ($(num "$DIR/synth.json" mc_test_other_region) other-region, $(num "$DIR/synth.json" mc_test_grounding) grounding), open_test $(num "$DIR/synth.json" open_test) questions |"
 echo "| students | nano, $STEPS steps × $BATCH, lr $LR (warmup $WARMUP, cosine), seed $SEED, the same for all 14 |"
 echo "| critic | nano trunk from student (a)-roi (\`--init\`), $CRITIC_STEPS steps × $BATCH, lr $CRITIC_LR, on the annotations' majority votes ($(num "$ct" n_train) train / $(num "$ct" n_val) validation) |"
 echo "| filter | keep prediction ≥ $THRESHOLD (\`vcm critic filter\`) |"
-echo "| evaluation | \`vcm eval\` on mc_test: 4-way multiple choice, mean log-prob per choice token; chance 0.25 |"
+echo "| evaluation | \`vcm eval\` on mc_test: multiple choice, mean log-prob per choice token (chance 0.25 on the items naming the region, about 0.33 on the grounding items); \`vcm eval --open\` on open_test: greedy answers with every region given, judged against the true answer (docs/INFERENCE.md) |"
 echo "| parallelism | $JOBS jobs at a time, $THREADS thread(s) each |"
 echo
 echo "## The critic against the hidden fault labels"
@@ -207,7 +220,7 @@ echo
 echo "Precision: the share of good records among those kept; recall: the share of the good"
 echo "records that are kept. The unfiltered corpus is $(awk "BEGIN{printf \"%.1f\", 100*$(recs "$DIR/corpus_c.jsonl")/$(recs "$DIR/corpus_a.jsonl")}")% good."
 echo
-echo "## Students: multiple-choice accuracy on mc_test (overall / other-region items)"
+echo "## Students: multiple-choice accuracy on mc_test (items naming the region / other-region items)"
 echo
 echo "| training corpus | records | roi | draw | none | text-only baseline |"
 echo "|---|---|---|---|---|---|"
@@ -221,6 +234,26 @@ echo "image) are at chance, 0.25, for a model that does not know which region is
 echo "\`roi\`: region tokens; \`draw\`: the boxes drawn on the pixels; \`none\`: the image"
 echo "without any region information; text-only: no image, every \`[k]\` replaced by the"
 echo "verbalizer's description of region k (the referring expression handed to a language model)."
+echo
+echo "## Students: what they answer when asked (open_test, greedy, every region given)"
+echo
+echo "Each cell: the share of answers that name the asked region(s) and no other / the share"
+echo "that are the true answer. Then the grounding items of mc_test (choices naming"
+echo "different regions) and the probability of the asked id as the first answer token."
+echo
+echo "| student | all | literal | relational | grounding MC | p(first id) |"
+echo "|---|---|---|---|---|---|"
+for c in a:unfiltered b:critic-filtered c:true-label-filtered; do
+    for ri in roi draw none text; do
+        j=${c%%:*}_$ri
+        [ -e "$DIR/done/$j" ] || [ -e "$DIR/failed/$j" ] || continue
+        echo "| ($(echo $j | cut -c1)) ${c#*:}, $ri | $(ocell $j) | $(ocell $j literal) | $(ocell $j relational) | $(gcell $j) | $(fcell $j) |"
+    done
+done
+echo
+echo "A student that cannot tell regions apart names a random region: refers near 1/regions"
+echo "(about 0.3 here). The text-only baseline writes descriptions instead of ids; it refers"
+echo "when its answer contains an asked region's description and no other's."
 echo
 echo "## Corpus size: roi students on part of the critic-filtered corpus"
 echo
@@ -243,6 +276,7 @@ echo "- filtered by the true labels beats unfiltered (roi, other-region): $(bett
 echo "- roi beats none on other-region items (unfiltered / critic-filtered): $(better a_roi a_none accuracy_other_region); $(better b_roi b_none accuracy_other_region)"
 echo "- roi beats the text-only baseline on other-region items (unfiltered / critic-filtered): $(better a_roi a_text accuracy_other_region); $(better b_roi b_text accuracy_other_region)"
 echo "- roi beats draw on other-region items (unfiltered): $(better a_roi a_draw accuracy_other_region)"
+echo "- roi beats none on the grounding items (unfiltered): $(better a_roi a_none accuracy_grounding)"
 echo
 echo "## Time"
 echo

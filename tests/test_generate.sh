@@ -145,4 +145,67 @@ import json, sys
 o = json.loads(open(sys.argv[1]).read()); assert o["n"] == 3 and o["skipped"] == 1, o
 ' "$TMP/out"
 
+# ---------------------------------------------------------------- eval --open
+check "eval: --open with --mc" "$VCM" eval $M --mc "$W/mc_test.jsonl" --open "$W/open_test.jsonl" --regions "$W/regions.jsonl" \
+    --images-root "$W" --open-predictions "$TMP/open_pred.jsonl" --threads 1 --quiet
+cp "$TMP/out" "$TMP/eval_open"
+assert "eval --open: the report agrees with its predictions, ids as in the file" $PY -c '
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+items = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+preds = [json.loads(l) for l in open(sys.argv[3])]
+op = o["open"]
+assert op["n"] == len(items) == len(preds) > 0, (op["n"], len(items), len(preds))
+assert "n_grounding" in o and "accuracy_named" in o and o["n_grounding"] > 0
+def words(ws):
+    return " ".join(("[%d]" % w[0]) if isinstance(w, list) else w.lower() for w in ws)
+refers = correct = 0
+for it, p in zip(items, preds):
+    assert p["question"] == words(it["question"]), (p["question"], it["question"])   # no renumbering
+    assert p["truth"] == words(it["answer"])
+    assert not p["correct"] or p["refers"]
+    assert p["correct"] == (p["answer"] is not None and " ".join(p["answer"].split()) == p["truth"])
+    refers += p["refers"]; correct += p["correct"]
+    first_is_id = isinstance(it["answer"][0], list)
+    assert (p["first_id_prob"] is not None) == first_is_id
+assert abs(op["refers"] - refers / len(preds)) < 1e-6 and abs(op["correct"] - correct / len(preds)) < 1e-6
+def copied(it):   # one asked region, named by the question: the answer should start with it
+    return len(it["region"]) == 1 and any(isinstance(w, list) and it["region"][0] in w for w in it["question"])
+first = [copied(it) for it in items if isinstance(it["answer"][0], list)]
+assert op["n_first_id"] == sum(first) and op["n_first_id_multi"] == len(first) - sum(first)
+assert sum(g["n"] for g in op["by_type"].values()) == op["n"]
+assert op["literal"]["n"] + op["relational"]["n"] == op["n"]
+' "$TMP/eval_open" "$W/open_test.jsonl" "$TMP/open_pred.jsonl"
+
+# the first-id probability is the one vcm score gives the true answer's first id
+$PY -c '
+import json, sys
+items = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+preds = [json.loads(l) for l in open(sys.argv[2])]
+maps = {}
+for l in open(sys.argv[3]):
+    r = json.loads(l); maps[r["image"]] = r
+i = next(i for i, p in enumerate(preds) if p["first_id_prob"] is not None)
+it, p = items[i], preds[i]
+locs = maps[it["image"]]["region_locations"]
+regs = " ".join("--region " + ",".join(str(v) for v in locs[str(k)]["boxes"][0]) for k in it["region_all"])
+print(it["image"], "%r" % p["first_id_prob"], regs, "question: %s answer: %s" % (p["question"], p["truth"]), sep="\t")
+' "$W/open_test.jsonl" "$TMP/open_pred.jsonl" "$W/regions.jsonl" > "$TMP/first_id"
+IFS="$(printf '\t')" read -r fimg fprob fregs ftext < "$TMP/first_id"
+check "score: the first open-ended item with all its regions" "$VCM" score $M --image "$W/$fimg" $fregs --text "$ftext" \
+    --prompt-len-from "answer:" --threads 1
+assert "eval --open: first_id_prob equals the score of that id" $PY -c '
+import json, math, sys
+o = json.loads(open(sys.argv[1]).read()); want = float(sys.argv[2])
+f = o["first_scored"]
+j = next(j for j in range(f, len(o["tokens"])) if o["tokens"][j].startswith("["))
+got = math.exp(o["logprobs"][j])
+assert abs(got - want) <= 1e-4 * want + 1e-6, (got, want, o["tokens"][f:j + 1])
+' "$TMP/out" "$fprob"
+
+echo '{"image": "images/000001.png", "region_all": [0], "question": ["what", "?"], "answer": ["a"], "rationale": []}' >"$TMP/bad_open.jsonl"
+check_fails "eval --open: an item without its asked regions names file and line" 2 "bad_open.jsonl:1: .*asked region" \
+    "$VCM" eval $M --open "$TMP/bad_open.jsonl" --regions "$W/regions.jsonl" --images-root "$W" --quiet
+check_fails "eval: neither --mc nor --open" 2 "give --mc" "$VCM" eval $M --regions "$W/regions.jsonl"
+
 summary

@@ -29,24 +29,27 @@ static const char *golden_dir(void) {
     return d && *d ? d : "tests/ref/golden_model";
 }
 
-/* The reduced configs the goldens use for full gradients (tests/ref/model.py "tiny",
- * and "tinypx": the same with the region pixel token, roi_pixels 4). */
-static ModelConfig tiny_config(int roi_pixels) {
+/* The reduced configs the goldens use for full gradients (tests/ref/model.py "tiny";
+ * "tinypx": the same with the region pixel token, roi_pixels 4, mentions carrying the
+ * raw region vector; "tinypxn": tinypx with MENTION_NORM, as nano has). */
+static ModelConfig tiny_config(int roi_pixels, int mention) {
     ModelConfig c;
     memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "%s", roi_pixels ? "tinypx" : "tiny");
+    snprintf(c.name, sizeof c.name, "%s", !roi_pixels ? "tiny" : mention ? "tinypxn" : "tinypx");
     c.image = 32, c.patch = 8;
     c.vit_d = 16, c.vit_layers = 2, c.vit_heads = 2;
     c.dec_d = 16, c.dec_layers = 2, c.dec_heads = 2;
     c.vocab = 300, c.max_text = 16;
     c.region_input = REGION_INPUT_ROI;
     c.roi_pixels = roi_pixels;
+    c.mention = mention;
     return c;
 }
 
 static int config_of(const char *name, ModelConfig *c) {
-    if (!strcmp(name, "tiny")) { *c = tiny_config(0); return VCM_OK; }
-    if (!strcmp(name, "tinypx")) { *c = tiny_config(4); return VCM_OK; }
+    if (!strcmp(name, "tiny")) { *c = tiny_config(0, MENTION_RAW); return VCM_OK; }
+    if (!strcmp(name, "tinypx")) { *c = tiny_config(4, MENTION_RAW); return VCM_OK; }
+    if (!strcmp(name, "tinypxn")) { *c = tiny_config(4, MENTION_NORM); return VCM_OK; }
     return model_config_named(name, c);
 }
 
@@ -132,14 +135,14 @@ static int run_student(Student *m, const Batch *b, float **logits, float *loss) 
 
 /* ---------------------------------------------------------------- tiny: everything */
 
-static void tiny_case(const char *dir, const char *name, int roi_pixels) {
+static void tiny_case(const char *dir, const char *name, int roi_pixels, int mention) {
     char path[4300];
     snprintf(path, sizeof path, "%s/%s.vgd", dir, name);
     GoldenCase c;
     int rc = golden_load(path, &c);
     CHECK_MSG(rc == VCM_OK, "%s", vcm_error());
     if (rc) return;
-    ModelConfig cfg = tiny_config(roi_pixels);
+    ModelConfig cfg = tiny_config(roi_pixels, mention);
     Student m, ref;
     Batch b;
     float *logits = NULL, loss = 0;
@@ -314,19 +317,20 @@ static void test_student_matches_pytorch(void) {
     int have_nano = model_config_named("nano", &nc) == VCM_OK && student_init(&nano, &nc, MODEL_SEED) == VCM_OK;
     CHECK(have_nano);
     for (int i = 0; i < man.n; i++) {
-        if (!strncmp(man.names[i], "tiny_", 5)) { tiny_case(dir, man.names[i], 0); n_tiny++; }
-        else if (!strncmp(man.names[i], "tinypx_", 7)) { tiny_case(dir, man.names[i], 4); n_tiny++; }
+        if (!strncmp(man.names[i], "tiny_", 5)) { tiny_case(dir, man.names[i], 0, MENTION_RAW); n_tiny++; }
+        else if (!strncmp(man.names[i], "tinypx_", 7)) { tiny_case(dir, man.names[i], 4, MENTION_RAW); n_tiny++; }
+        else if (!strncmp(man.names[i], "tinypxn_", 8)) { tiny_case(dir, man.names[i], 4, MENTION_NORM); n_tiny++; }
         else if (!strncmp(man.names[i], "nano_", 5) && have_nano) { nano_case(dir, man.names[i], &nano); n_nano++; }
         else CHECK_MSG(0, "unknown case %s", man.names[i]);
     }
-    CHECK(n_tiny >= 3 && n_nano >= 2);
+    CHECK(n_tiny >= 4 && n_nano >= 2);
     if (have_nano) student_free(&nano);
     golden_manifest_free(&man);
 }
 
 /* Padding region slots must not matter: garbage boxes there change nothing. */
 static void test_padded_region_slots_do_not_matter(void) {
-    ModelConfig cfg = tiny_config(4);
+    ModelConfig cfg = tiny_config(4, MENTION_NORM);
     Student m;
     if (student_init(&m, &cfg, 7)) { CHECK(0); return; }
     enum { B = 2, R = 3, T = 5 };
@@ -350,8 +354,8 @@ static void test_padded_region_slots_do_not_matter(void) {
 }
 
 static int export_weights(const char *dir) {
-    const char *names[3] = {"tiny", "tinypx", "nano"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[4] = {"tiny", "tinypx", "tinypxn", "nano"};
+    for (int i = 0; i < 4; i++) {
         ModelConfig c;
         Student m;
         char path[4200];

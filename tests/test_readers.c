@@ -722,6 +722,86 @@ static void test_words_render(void) {
     record_free(&r);
 }
 
+
+/* The open-ended judge on hand-made cases: right region + right content, right region +
+ * wrong content, wrong region, an extra region, nothing named; multi-region questions;
+ * descriptions as names (the text-only baseline), an ambiguous one included. */
+static void test_open_judge(void) {
+    const char *ids[4] = {"[0]", "[1]", "[2]", "[3]"};
+    int asked2[4] = {0, 0, 1, 0};
+    OpenVerdict v;
+    const char *truth = "[2] is made of glass .";
+    open_judge("[2] is made of glass .", 22, truth, ids, asked2, 4, &v);
+    CHECK(v.refers && v.correct && v.n_named == 1);
+    open_judge("  [2]  IS made of glass .\n", 27, truth, ids, asked2, 4, &v);   /* case and spaces */
+    CHECK(v.refers && v.correct);
+    open_judge("[2] is made of wood .", 21, truth, ids, asked2, 4, &v);         /* right region, wrong content */
+    CHECK(v.refers && !v.correct);
+    open_judge("[1] is made of glass .", 22, truth, ids, asked2, 4, &v);        /* wrong region */
+    CHECK(!v.refers && !v.correct && v.n_named == 1);
+    open_judge("[2] is next to [3] .", 20, truth, ids, asked2, 4, &v);          /* names another region too */
+    CHECK(!v.refers && !v.correct && v.n_named == 2);
+    open_judge("it is made of glass .", 21, truth, ids, asked2, 4, &v);         /* names no region */
+    CHECK(!v.refers && !v.correct && v.n_named == 0);
+    open_judge("", 0, truth, ids, asked2, 4, &v);
+    CHECK(!v.refers && !v.correct);
+    open_judge("[2] is made of glass . and more", 22, truth, ids, asked2, 4, &v);   /* only answer_len bytes */
+    CHECK(v.correct);
+    const char *many[12] = {"[0]", "[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]", "[9]", "[10]", "[11]"};
+    int asked1[12] = {0, 1};
+    open_judge("[11] is red .", 13, "[1] is red .", many, asked1, 12, &v);     /* [1] is not inside [11] */
+    CHECK(!v.refers && v.n_named == 1);
+    /* "which is closer to [0] , [1] or [2] ?": any of the asked may be named */
+    int asked3[4] = {1, 1, 1, 0};
+    open_judge("[2] is closer to [0] .", 22, "[1] is closer to [0] .", ids, asked3, 4, &v);
+    CHECK(v.refers && !v.correct);
+    open_judge("[3] is closer to [0] .", 22, "[1] is closer to [0] .", ids, asked3, 4, &v);
+    CHECK(!v.refers);
+    /* descriptions: whole words, a description shared with an asked region counts as asked */
+    const char *desc[3] = {"a red cup", "a red cup", "a dog"};
+    int asked_d[3] = {1, 0, 0};
+    open_judge("a red cup is made of glass .", 28, "a red cup is made of glass .", desc, asked_d, 3, &v);
+    CHECK(v.refers && v.correct);
+    open_judge("a dog can bark .", 16, "a red cup can hold coffee .", desc, asked_d, 3, &v);
+    CHECK(!v.refers && !v.correct);
+    open_judge("a doghouse .", 12, "x", desc, asked_d, 3, &v);                  /* "a dog" is not a word of it */
+    CHECK(v.n_named == 0);
+}
+
+/* EXAMPLE_KEEP_IDS: every region of region_all in listed order, no renumbering by
+ * first mention (the open-ended evaluation asks as a user would). */
+static void test_example_keep_ids(void) {
+    RegionMap m;
+    CHECK(regionmap_load(DATA "lskd_regions.jsonl", &m, 0, NULL) == VCM_OK);
+    const RegionEntry *e = regionmap_find(&m, "coffee.png");
+    Record r;
+    CHECK(parse_str("{\"image\": \"coffee.png\", \"region\": [2], \"region_all\": [0, 1, 2, 3], \"question\": "
+                    "[\"What\", \"is\", [2], \"for\", \"?\"], \"answer\": [[2], \"stirs\"], \"rationale\": [], "
+                    "\"synth\": {\"fault\": null, \"qtype\": \"use\", \"relational\": false}}", &r, NULL) == VCM_OK);
+    CHECK(r.qtype && !strcmp(r.qtype, "use") && r.relational == 0);
+    Example ex;
+    CHECK(example_build(&r, e, 600, 400, 224, 224, NULL, EXAMPLE_EVAL | EXAMPLE_KEEP_IDS, &ex) == VCM_OK);
+    CHECK(ex.n_regions == 4 && ex.orig_id[0] == 0 && ex.orig_id[1] == 1 && ex.orig_id[2] == 2 && ex.orig_id[3] == 3);
+    CHECK_MSG(ex.text && !strcmp(ex.text, "question: what is [2] for ? answer: [2] stirs rationale:"), "%s", ex.text);
+    example_free(&ex);
+    /* the same record without the flag: [2] becomes [0] */
+    CHECK(example_build(&r, e, 600, 400, 224, 224, NULL, EXAMPLE_EVAL, &ex) == VCM_OK);
+    CHECK(ex.n_regions == 1 && ex.orig_id[0] == 2);
+    example_free(&ex);
+    record_free(&r);
+    /* grounding flag and qtype of an MC item; a wrong type is named */
+    CHECK(parse_str("{\"image\": \"coffee.png\", \"regions\": [0, 1], \"question\": [\"Which\", \"?\"], "
+                    "\"choices\": [[[0], \"a\"], [[1], \"a\"]], \"label\": 1, \"grounding\": true, "
+                    "\"synth\": {\"qtype\": \"color\"}}", &r, NULL) == VCM_OK);
+    CHECK(r.grounding == 1 && r.qtype && !strcmp(r.qtype, "color"));
+    record_free(&r);
+    int reason;
+    CHECK(parse_str("{\"image\": \"a\", \"question\": [\"q\"], \"choices\": [[\"a\"], [\"b\"]], \"label\": 0, "
+                    "\"grounding\": 1}", &r, &reason) == VCM_EINPUT && reason == BAD_WRONG_TYPE);
+    CHECK_STR_CONTAINS(vcm_error(), "field \"grounding\": expected true/false");
+    regionmap_free(&m);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vcm_test_readers_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -739,6 +819,8 @@ int main(void) {
     RUN(test_example_train);
     RUN(test_example_limits);
     RUN(test_words_render);
+    RUN(test_open_judge);
+    RUN(test_example_keep_ids);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -113,7 +113,7 @@ static void test_deterministic_across_threads(void) {
     gen("b", SEED, 2, 0.30, 0.10, dir_b);
     int na = 0, nb = 0;
     uint64_t ca = crc_tree(dir_a, &na), cb = crc_tree(dir_b, &nb);
-    CHECK(na == N_IMAGES + 5);
+    CHECK(na == N_IMAGES + 7);   /* the images and 7 .jsonl files */
     CHECK(na == nb);
     CHECK_MSG(ca == cb, "1 thread %llx vs 2 threads %llx", (unsigned long long)ca, (unsigned long long)cb);
     char dir_c[512];
@@ -297,11 +297,14 @@ static void test_mc_invariants(void) {
     for (int s = 0; s < 2; s++) {
         json_t *mc = load_lines(dir_a, sets[s]);
         CHECK(json_array_size(mc) > 10);
-        int other = 0, bad_other = 0, bad_right = 0, overlap = 0, stray_id = 0;
+        int other = 0, bad_other = 0, bad_right = 0, overlap = 0, stray_id = 0, n_named = 0;
         json_array_foreach(mc, i, e) {
             const char *img = json_string_value(json_object_get(e, "image"));
             json_object_set_new(held[s], img, json_true());
             if (json_object_get(train_images, img)) overlap++;
+            if (json_is_true(json_object_get(e, "grounding"))) continue;   /* test_grounding_items */
+            CHECK(json_is_false(json_object_get(e, "grounding")));
+            n_named++;
             json_t *choices = json_object_get(e, "choices");
             CHECK(json_array_size(choices) == 4);
             json_int_t label = json_integer_value(json_object_get(e, "label"));
@@ -337,7 +340,7 @@ static void test_mc_invariants(void) {
             for (int a = 0; a < 4; a++)
                 for (int b = a + 1; b < 4; b++) CHECK(!json_equal(json_array_get(choices, (size_t)a), json_array_get(choices, (size_t)b)));
         }
-        CHECK_MSG(2 * other >= (int)json_array_size(mc), "%d of %zu other-region items", other, json_array_size(mc));
+        CHECK_MSG(2 * other >= n_named, "%d of %d other-region items", other, n_named);
         CHECK_MSG(overlap == 0, "%d items on training images", overlap);
         CHECK_MSG(bad_right == 0, "%d labelled choices are not the region's answer", bad_right);
         CHECK_MSG(bad_other == 0, "%d other-region distractors are not that region's answer", bad_other);
@@ -353,6 +356,104 @@ static void test_mc_invariants(void) {
     json_decref(held[1]);
     json_decref(train_images);
     json_decref(corpus);
+}
+
+/* Grounding items: the question names no region, each choice names one region (all
+ * different), the labelled choice is the asked region's true answer and every other
+ * choice says of its region what is not true of it. One per held-out image here. */
+static void test_grounding_items(void) {
+    const char *sets[2] = {"mc_val.jsonl", "mc_test.jsonl"};
+    for (int s = 0; s < 2; s++) {
+        json_t *mc = load_lines(dir_a, sets[s]);
+        size_t i;
+        json_t *e;
+        int n = 0, bad = 0;
+        json_array_foreach(mc, i, e) {
+            if (!json_is_true(json_object_get(e, "grounding"))) continue;
+            n++;
+            CHECK(!json_is_true(json_object_get(e, "distractor_other_region")));
+            json_t *q = json_object_get(e, "question"), *choices = json_object_get(e, "choices"), *w;
+            size_t t, nc = json_array_size(choices);
+            json_array_foreach(q, t, w) if (!json_is_string(w)) bad++;
+            CHECK(nc >= 2 && nc <= 4);
+            json_t *syn = json_object_get(e, "synth"), *cr = json_object_get(syn, "choice_regions");
+            const char *qt = json_string_value(json_object_get(syn, "qtype"));
+            int region = (int)json_integer_value(json_object_get(syn, "region"));
+            int label = (int)json_integer_value(json_object_get(e, "label"));
+            long idx = image_index(json_string_value(json_object_get(e, "image")));
+            CHECK(json_array_size(cr) == nc && (int)json_integer_value(json_array_get(cr, (size_t)label)) == region);
+            for (size_t c = 0; c < nc; c++) {
+                json_t *choice = json_array_get(choices, c);
+                int rg = (int)json_integer_value(json_array_get(cr, c)), mentions = 0;
+                json_array_foreach(choice, t, w)
+                    if (json_is_array(w)) { mentions++; if (json_integer_value(json_array_get(w, 0)) != rg) bad++; }
+                if (mentions != 1) bad++;
+                for (size_t d = c + 1; d < nc; d++) if ((int)json_integer_value(json_array_get(cr, d)) == rg) bad++;
+                char buf[2048];
+                if (synth_answer_json(SEED, idx, qt, rg, rg, buf, sizeof buf)) { bad++; continue; }
+                json_t *own = json_loads(buf, 0, NULL);
+                if (json_equal(own, choice) != ((int)c == label)) bad++;   /* true of its region only if right */
+                json_decref(own);
+            }
+        }
+        CHECK_MSG(n == (s ? st_a.mc_test_ground : st_a.mc_val_ground) && n >= (s ? st_a.test_images : st_a.val_images) / 2,
+                  "%d grounding items", n);
+        CHECK_MSG(bad == 0, "%d broken grounding items", bad);
+        json_decref(mc);
+    }
+}
+
+/* The open-ended set: fault-free records on held-out images, every asked id one of the
+ * image's regions, the answer of the one-region types the region's true answer, and
+ * every question type present. */
+static void test_open_items(void) {
+    json_t *open = load_lines(dir_a, "open_test.jsonl");
+    json_t *corpus = load_lines(dir_a, "corpus.jsonl");
+    json_t *train = json_object();
+    size_t i, t;
+    json_t *e, *w;
+    json_array_foreach(corpus, i, e) json_object_set_new(train, json_string_value(json_object_get(e, "image")), json_true());
+    CHECK((long)json_array_size(open) == st_a.open_test && st_a.open_test > 0);
+    unsigned types = 0;
+    int bad = 0, checked = 0, relational = 0;
+    json_array_foreach(open, i, e) {
+        const char *img = json_string_value(json_object_get(e, "image"));
+        if (json_object_get(train, img)) bad++;
+        json_t *syn = json_object_get(e, "synth"), *asked = json_object_get(syn, "asked");
+        if (!json_is_null(json_object_get(syn, "fault"))) bad++;
+        const char *qt = json_string_value(json_object_get(syn, "qtype"));
+        int q = -1;
+        for (int k = 0; k < synth_count("qtypes"); k++) if (!strcmp(synth_name("qtypes", k), qt)) q = k;
+        if (q < 0) { bad++; continue; }
+        types |= 1u << q;
+        relational += json_is_true(json_object_get(syn, "relational"));
+        size_t n_all = json_array_size(json_object_get(e, "region_all"));
+        json_array_foreach(asked, t, w) if (json_integer_value(w) < 0 || (size_t)json_integer_value(w) >= n_all) bad++;
+        /* every mention of the question is an asked region */
+        json_array_foreach(json_object_get(e, "question"), t, w)
+            if (json_is_array(w)) {
+                int hit = 0;
+                size_t a;
+                json_t *x;
+                json_array_foreach(asked, a, x) hit |= json_integer_value(x) == json_integer_value(json_array_get(w, 0));
+                if (!hit) bad++;
+            }
+        if (q < 5) {   /* use .. color: the MC answer of the same region */
+            int k = (int)json_integer_value(json_array_get(asked, 0));
+            char buf[2048];
+            if (synth_answer_json(SEED, image_index(img), qt, k, k, buf, sizeof buf)) { bad++; continue; }
+            json_t *want = json_loads(buf, 0, NULL);
+            if (!json_equal(want, json_object_get(e, "answer"))) bad++;
+            json_decref(want);
+            checked++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d broken open-ended items", bad);
+    CHECK(checked > 0 && relational > 0);
+    CHECK_MSG(types == (1u << synth_count("qtypes")) - 1, "question types present: %x", types);
+    json_decref(train);
+    json_decref(corpus);
+    json_decref(open);
 }
 
 static void test_annotations(void) {
@@ -501,6 +602,8 @@ int main(void) {
     RUN(test_regions_and_records);
     RUN(test_fault_rate_flag);
     RUN(test_mc_invariants);
+    RUN(test_grounding_items);
+    RUN(test_open_items);
     RUN(test_annotations);
     RUN(test_bad_options_write_nothing);
     RUN(test_failure_mid_run_keeps_old_files);

@@ -18,7 +18,7 @@ check_fails "synth unwritable dir" 1 "vcm synth: " $VCM synth --out /proc/vcm-no
 check "synth 30 images" $VCM synth --out "$TMP/w" --images 30 --seed 4 --quiet
 [ "$(wc -l <"$TMP/out")" = 1 ] && grep -q '"records": 144' "$TMP/out" && ok "stats line on stdout" \
     || fail "stats line on stdout" "$(cat "$TMP/out")"
-for f in regions.jsonl corpus.jsonl annotations.jsonl mc_val.jsonl mc_test.jsonl; do
+for f in regions.jsonl corpus.jsonl annotations.jsonl mc_val.jsonl mc_test.jsonl open_val.jsonl open_test.jsonl; do
     [ -s "$TMP/w/$f" ] && ok "wrote $f" || fail "wrote $f"
 done
 [ "$(ls "$TMP/w/images" | grep -c '\.png$')" = 30 ] && ok "30 PNGs" || fail "30 PNGs"

@@ -1,7 +1,8 @@
 /* vcm eval: zero-shot multiple choice by likelihood (each choice scored as the
- * continuation of "question: … answer:"), accuracy overall and on the items whose
- * distractors are other regions' answers; with --corpus, the teacher-forced perplexity.
- * docs/INFERENCE.md. */
+ * continuation of "question: … answer:"), accuracy overall, on the items whose
+ * distractors are other regions' answers and on the grounding items (choices naming
+ * different regions); with --open, the open-ended evaluation of what the model writes
+ * (tools/eval_open.c); with --corpus, the teacher-forced perplexity. docs/INFERENCE.md. */
 #include "tools/infer_util.h"
 
 #include <math.h>
@@ -9,18 +10,22 @@
 #include <string.h>
 
 static const char *USAGE =
-    "usage: vcm eval --model M.vcm [--tokenizer T.tok] --mc ITEMS.jsonl --regions MAP.jsonl\n"
+    "usage: vcm eval --model M.vcm [--tokenizer T.tok] [--mc ITEMS.jsonl] [--open OPEN.jsonl] --regions MAP.jsonl\n"
     "                [--images-root DIR] [--corpus C.jsonl] [--score mean|sum] [--predictions OUT.jsonl]\n"
     "\n"
-    "Scores every choice of every multiple-choice item as the continuation of the prompt\n"
-    "\"question: ... answer:\" and picks the best (mean log-prob per token by default). Prints one\n"
-    "JSON object on stdout: n, accuracy, n_other_region, accuracy_other_region, ... and, with\n"
-    "--corpus, perplexity. Progress on stderr.";
+    "--mc: scores every choice of every multiple-choice item as the continuation of the prompt\n"
+    "\"question: ... answer:\" and picks the best (mean log-prob per token by default): n, accuracy,\n"
+    "n_other_region, accuracy_other_region, n_grounding, accuracy_grounding.\n"
+    "--open: asks every question of an open-ended set (vcm synth's open_test.jsonl) greedily with\n"
+    "all the image's regions given, as vcm generate would, and judges the answer against the true\n"
+    "one: \"open\": {n, refers (names the asked regions and no other), correct (is the true answer),\n"
+    "first_id_prob (p of the true first answer token when it is a region id), literal, relational,\n"
+    "by_type}. At least one of --mc and --open. One JSON object on stdout; progress on stderr.";
 
 /* One item waiting for its choices to be scored. */
 typedef struct Item {
     long line;
-    int label, other, n_choices, n_regions;
+    int label, other, grounding, n_choices, n_regions;
     float box[MODEL_MAX_REGIONS][4];
     float *chw;                  /* the model's image input */
     double *sum;                 /* [n_choices] Σ log p of the choice's tokens */
@@ -41,9 +46,14 @@ typedef struct Eval {
     Batch b;                     /* buffers for cap_b sequences */
     int cap_b;
     double *lp;
-    long n, correct, n_other, correct_other;
+    long n, correct, n_other, correct_other, n_ground, correct_ground;
     FILE *pred;
 } Eval;
+
+static void put_rate(const char *name, long k, long n) {
+    printf(",\"%s\":", name);
+    json_put_number(stdout, n ? (double)k / (double)n : NAN);
+}
 
 static void item_free(Item *it) {
     free(it->chw); free(it->sum); free(it->count);
@@ -84,6 +94,7 @@ static void finish_item(Eval *e, Item *it) {
     e->n++;
     e->correct += ok;
     if (it->other) { e->n_other++; e->correct_other += ok; }
+    if (it->grounding) { e->n_ground++; e->correct_ground += ok; }
     if (e->pred) {
         fprintf(e->pred, "{\"line\":%ld,\"label\":%d,\"pred\":%d,\"correct\":%s,\"other_region\":%s,\"scores\":[",
                 it->line, it->label, best, ok ? "true" : "false", it->other ? "true" : "false");
@@ -239,6 +250,7 @@ static int add_item(Eval *e, const char *mc, const JsonlLine *ln, const RegionMa
         it.line = ln->line_no;
         it.label = rec.label;
         it.other = rec.distractor_other_region == 1;
+        it.grounding = rec.grounding == 1;
         it.n_choices = ex.n_choices;
         it.n_regions = ex.n_regions > MODEL_MAX_REGIONS ? MODEL_MAX_REGIONS : ex.n_regions;
         memcpy(it.box, ex.box, sizeof(float) * 4 * (size_t)it.n_regions);
@@ -346,12 +358,14 @@ static long count_lines(const char *path) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *mc = NULL, *regions = NULL, *root = ".", *corpus = NULL;
-    const char *score = "mean", *pred_path = NULL, *method = "kv";
+    const char *score = "mean", *pred_path = NULL, *method = "kv", *open_path = NULL, *open_pred_path = NULL;
     int batch = 32, skip_bad = 0, limit = 0, threads = 0, cache_mb = 256, quiet = 0;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
         {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
-        {"mc", 's', &mc, "multiple-choice items, .jsonl or .jsonl.gz (required)"},
+        {"mc", 's', &mc, "multiple-choice items, .jsonl or .jsonl.gz"},
+        {"open", 's', &open_path, "open-ended items (corpus records with the true answer, e.g. open_test.jsonl)"},
+        {"open-predictions", 's', &open_pred_path, "write one JSON line per open-ended item (answer, truth, verdict)"},
         {"regions", 's', &regions, "region mapping of their images (required)"},
         {"images-root", 's', &root, "directory the image paths are relative to (default .)"},
         {"corpus", 's', &corpus, "also the perplexity of this corpus (same mapping and images)"},
@@ -372,6 +386,7 @@ int cmd_eval(int argc, char **argv) {
     if (strcmp(method, "kv") && strcmp(method, "batch")) return tool_error("eval", 2, "--method is kv or batch, not \"%s\"", method);
     if (batch < 1) return tool_error("eval", 2, "--batch must be >= 1");
     if (limit < 0) return tool_error("eval", 2, "--limit must be >= 0");
+    if (!mc && !open_path) return tool_error("eval", 2, "give --mc ITEMS.jsonl, --open OPEN.jsonl or both (see --help)");
     vcm_threads_init(threads);
     Student m;
     Tokenizer tok;
@@ -400,41 +415,59 @@ int cmd_eval(int argc, char **argv) {
     if (e.use_kv && infer_init(&e.in, &m)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
     if (regionmap_load(regions, &map, skip_bad, NULL)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
     if (pred_path && !(e.pred = fopen(pred_path, "w"))) { rc = tool_error("eval", 1, "cannot write %s", pred_path); goto done; }
-    long total = count_lines(mc);
-    if (limit && limit < total) total = limit;
-    if (jsonl_open(&rd, mc)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
-    have_reader = 1;
-    Progress p;
-    if (!quiet) progress_start(&p, 0, total);
-    for (;;) {
-        JsonlLine ln;
-        if (limit && seen >= limit) break;
-        if (jsonl_next(&rd, &ln)) {
-            if (!skip_bad) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
-            skipped++;
-            continue;
+    if (mc) {
+        long total = count_lines(mc);
+        if (limit && limit < total) total = limit;
+        if (jsonl_open(&rd, mc)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
+        have_reader = 1;
+        Progress p;
+        if (!quiet) progress_start(&p, 0, total);
+        for (;;) {
+            JsonlLine ln;
+            if (limit && seen >= limit) break;
+            if (jsonl_next(&rd, &ln)) {
+                if (!skip_bad) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
+                skipped++;
+                continue;
+            }
+            if (!ln.text) break;
+            seen++;
+            int r = add_item(&e, mc, &ln, &map, cache, root, rgb);
+            if (r == VCM_EINPUT && skip_bad) { skipped++; continue; }
+            if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
+            if (!quiet && e.n != last_n && now_seconds() - p.last >= 1.0 && (last_n = e.n))
+                progress_update(&p, seen, "accuracy %.4f", e.n ? (double)e.correct / (double)e.n : 0.0);
         }
-        if (!ln.text) break;
-        seen++;
-        int r = add_item(&e, mc, &ln, &map, cache, root, rgb);
-        if (r == VCM_EINPUT && skip_bad) { skipped++; continue; }
-        if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
-        if (!quiet && e.n != last_n && now_seconds() - p.last >= 1.0 && (last_n = e.n))
-            progress_update(&p, seen, "accuracy %.4f", e.n ? (double)e.correct / (double)e.n : 0.0);
+        if (flush(&e)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
+        if (!quiet) { progress_update(&p, seen, "accuracy %.4f", e.n ? (double)e.correct / (double)e.n : 0.0); progress_end(&p); }
     }
-    if (flush(&e)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
-    if (!quiet) { progress_update(&p, seen, "accuracy %.4f", e.n ? (double)e.correct / (double)e.n : 0.0); progress_end(&p); }
     double ppl = NAN;
     long ptok = 0, prec = 0;
     if (corpus) {
         int r = corpus_perplexity(&e, corpus, regions, root, cache_bytes, skip_bad, batch, quiet, &ppl, &ptok, &prec);
         if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
     }
-    printf("{\"n\":%ld,\"accuracy\":", e.n);
-    json_put_number(stdout, e.n ? (double)e.correct / (double)e.n : NAN);
-    printf(",\"n_other_region\":%ld,\"accuracy_other_region\":", e.n_other);
-    json_put_number(stdout, e.n_other ? (double)e.correct_other / (double)e.n_other : NAN);
+    OpenReport orep;
+    if (open_path) {
+        FILE *op = open_pred_path ? fopen(open_pred_path, "w") : NULL;
+        if (open_pred_path && !op) { rc = tool_error("eval", 1, "cannot write %s", open_pred_path); goto done; }
+        int r = eval_open(open_path, &m, &tok, &map, cache, root, limit, skip_bad, quiet, op, &orep);
+        if (op && fclose(op) && !r) r = vcm_fail(VCM_ERR, "error writing %s", open_pred_path);
+        if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
+    }
+    printf("{\"n\":%ld", e.n);
+    put_rate("accuracy", e.correct, e.n);
+    printf(",\"n_other_region\":%ld", e.n_other);
+    put_rate("accuracy_other_region", e.correct_other, e.n_other);
+    printf(",\"n_grounding\":%ld", e.n_ground);
+    put_rate("accuracy_grounding", e.correct_ground, e.n_ground);
+    printf(",\"n_named\":%ld", e.n - e.n_ground);
+    put_rate("accuracy_named", e.correct - e.correct_ground, e.n - e.n_ground);
     printf(",\"correct\":%ld,\"skipped\":%ld,\"score\":\"%s\",\"method\":\"%s\"", e.correct, skipped, score, method);
+    if (open_path) {
+        printf(",\"open\":");
+        eval_open_json(stdout, &orep);
+    }
     if (corpus) {
         printf(",\"perplexity\":");
         json_put_number(stdout, ppl);

@@ -50,4 +50,26 @@ void json_put_string(FILE *f, const char *s, size_t n);
 /* A number, or null when it is not finite. */
 void json_put_number(FILE *f, double v);
 
+/* ---- the open-ended evaluation (tools/eval_open.c), `vcm eval --open` */
+#define OPEN_MAX_TYPES 32
+typedef struct OpenGroup { char name[32]; long n, refers, correct; } OpenGroup;
+typedef struct OpenReport {
+    OpenGroup all, literal, relational;   /* literal/relational: items that say so */
+    OpenGroup types[OPEN_MAX_TYPES];      /* by "synth.qtype" */
+    int n_types;
+    long n_first_id;                      /* one asked region, true answer starts with its id */
+    double sum_first_id;                  /* Σ p(that id) as the first answer token */
+    long n_first_multi;                   /* several asked, the answer starts with one of them */
+    double sum_first_multi;
+    long skipped;
+    double seconds;
+} OpenReport;
+/* Every item of path (limit 0: all): greedy answer with all regions given, judged.
+ * pred: one JSON line per item, or NULL. VCM_EINPUT "FILE:LINE: problem" for a bad
+ * item unless skip_bad (then counted in rep->skipped). */
+int eval_open(const char *path, Student *m, const Tokenizer *tok, const RegionMap *map, ImageCache *cache,
+              const char *root, long limit, int skip_bad, int quiet, FILE *pred, OpenReport *rep);
+/* The report as one JSON object (no newline). */
+void eval_open_json(FILE *f, const OpenReport *r);
+
 #endif

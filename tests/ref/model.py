@@ -23,6 +23,8 @@ Goldens (tests/ref/golden_model, format docs/GOLDENS.md plus safetensors):
         regions) and b4 (2 samples, 4 slots, 4/2 real): tiny_<b>.vgd (batch, logits, loss)
         and tiny_<b>.grads.safetensors (EVERY parameter gradient, full).
   tinypx: tiny with roi_pixels 4 (the region pixel token), batch b4, everything.
+  tinypxn: tinypx with mention 1 (MENTION_NORM: a mention adds LayerNorm(v_k) with
+        its own gain, bridge.mention_norm, instead of v_k), batch b4, everything.
   nano: the real nano config (1.94M parameters, weights from student_init seed 1234,
         not committed: the C test re-creates them and checks them against the stored
         weight norms and samples). nano_<b>.vgd holds the batch, the loss, a sample of
@@ -64,7 +66,7 @@ SEED = 1234          # the student_init seed of the C side
 # model/config.c, plus the reduced config of the tests (same architecture).
 CONFIGS = {
     "nano": dict(image=64, patch=8, vit_d=128, vit_layers=4, vit_heads=4, dec_d=128, dec_layers=4,
-                 dec_heads=4, vocab=2048, max_text=64, roi_pixels=8),
+                 dec_heads=4, vocab=2048, max_text=64, roi_pixels=8, mention=1),
     "small": dict(image=224, patch=16, vit_d=384, vit_layers=6, vit_heads=6, dec_d=384, dec_layers=6,
                   dec_heads=6, vocab=8192, max_text=96),
     "tiny": dict(image=32, patch=8, vit_d=16, vit_layers=2, vit_heads=2, dec_d=16, dec_layers=2,
@@ -72,9 +74,13 @@ CONFIGS = {
     # tiny plus the region pixel token (ModelConfig.roi_pixels, model/student.c)
     "tinypx": dict(image=32, patch=8, vit_d=16, vit_layers=2, vit_heads=2, dec_d=16, dec_layers=2,
                    dec_heads=2, vocab=300, max_text=16, roi_pixels=4),
+    # tinypx with MENTION_NORM (ModelConfig.mention), what nano uses
+    "tinypxn": dict(image=32, patch=8, vit_d=16, vit_layers=2, vit_heads=2, dec_d=16, dec_layers=2,
+                    dec_heads=2, vocab=300, max_text=16, roi_pixels=4, mention=1),
 }
 for _c in CONFIGS.values():
     _c.setdefault("roi_pixels", 0)
+    _c.setdefault("mention", 0)
 CONFIG_KEYS = ["image", "patch", "vit_d", "vit_layers", "vit_heads", "dec_d", "dec_layers", "dec_heads",
                "vocab", "max_text", "roi_pixels"]
 
@@ -193,6 +199,8 @@ class Bridge(nn.Module):
         self.box_proj = nn.Linear(4, c["dec_d"])
         if c["roi_pixels"] > 0:
             self.pix_proj = nn.Linear(3 * c["roi_pixels"] ** 2, c["dec_d"])
+        if c["roi_pixels"] > 0 and c["mention"] == 1:
+            self.mention_norm = nn.LayerNorm(c["dec_d"], eps=1e-5)
 
 
 class Decoder(nn.Module):
@@ -242,7 +250,8 @@ class Student(nn.Module):
         pix = pix.permute(0, 2, 3, 1).reshape(B, R, P * P * 3)
         pbox = torch.tensor((boxes / np.float32(c["image"])).astype(np.float32), dtype=dtype)
         yv = self.bridge.pix_proj(pix) + self.bridge.box_proj(pbox)
-        self.slot_vec = yv                      # what each mention "[k]" also carries
+        # what each mention "[k]" also carries: v_k, or LayerNorm(v_k) with its gain
+        self.slot_vec = self.bridge.mention_norm(yv) if c["mention"] == 1 else yv
         y = yv + self.dec.tok.weight[kid][None]
         return torch.cat([x, y], dim=1)
 
@@ -461,7 +470,8 @@ def main():
     rng = np.random.default_rng(args.seed)
     names = []
     worst32 = {}
-    for cfg in ("tiny", "tinypx", "nano"):
+    # tinypxn last, so the batches of the earlier cases are drawn as before it existed
+    for cfg in ("tiny", "tinypx", "nano", "tinypxn"):
         c = CONFIGS[cfg]
         weights = safetensors_read(os.path.join(wdir, cfg + ".safetensors"))
         m64 = Student(c).double()
@@ -473,7 +483,7 @@ def main():
         if full:
             shutil.copyfile(os.path.join(wdir, cfg + ".safetensors"), os.path.join(args.out, cfg + ".safetensors"))
         for bname, (B, R, nreg, lens, T) in BATCHES.items():
-            if cfg == "tinypx" and bname != "b4":
+            if cfg in ("tinypx", "tinypxn") and bname != "b4":
                 continue
             batch = make_batch(c, rng, B, R, nreg, lens, T)
             logits, loss, grads = run_batch(m64, batch)
