@@ -11,7 +11,9 @@ ctrain() {  # ctrain OUT [flags...]
     $VCM critic train --annotations "$W/annotations.jsonl" --regions "$W/regions.jsonl" --images-root "$W" \
         --tokenizer "$TMP/tok.tok" --out "$out" --batch 2 --warmup 2 --seed 5 --threads 2 --quiet "$@"
 }
-head -24 "$W/corpus.jsonl" > "$TMP/corpus.jsonl"   # scoring costs a forward pass a record: keep it small
+# scoring costs a forward pass a record: keep it small, 24 records with a wrong_region
+# one among them (the per-kind report is checked for it below)
+{ head -23 "$W/corpus.jsonl"; tail -n +24 "$W/corpus.jsonl" | grep -m1 '"fault": "wrong_region"'; } > "$TMP/corpus.jsonl"
 score() { $VCM critic score --regions "$W/regions.jsonl" --images-root "$W" --threads 2 --quiet "$@"; }
 
 check "critic train: a few steps write a checkpoint" ctrain "$TMP/c.vcm" --steps 3 --val-frac 0.3

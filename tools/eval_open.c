@@ -29,14 +29,6 @@ static void count(OpenGroup *g, const OpenVerdict *v) {
     g->correct += v->correct;
 }
 
-/* p(id) under the model's softmax over its whole vocabulary. */
-static double prob_of(const float *logits, int V, int id) {
-    double mx = logits[0], s = 0;
-    for (int i = 1; i < V; i++) if (logits[i] > mx) mx = logits[i];
-    for (int i = 0; i < V; i++) s += exp((double)logits[i] - mx);
-    return exp((double)logits[id] - mx) / s;
-}
-
 typedef struct OpenCtx {
     Student *m;
     const Tokenizer *tok;
@@ -58,7 +50,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
     if (rc) return rc;
     Example ex;
     memset(&ex, 0, sizeof ex);
-    char *q = NULL, *truth = NULL, *prompt = NULL, *names_buf = NULL;
+    char *q = NULL, *truth = NULL, *prompt = NULL, id_names[VCM_MAX_REGIONS][8];
     const char *names[VCM_MAX_REGIONS] = {0};
     int asked[VCM_MAX_REGIONS] = {0};
     rc = record_check_regions(&rec, path, map, &reason);
@@ -78,8 +70,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
     if (!rc) {
         q = text_only ? words_describe(&rec.question, ent) : words_render(&rec.question, ex.orig_id, n);
         truth = q ? (text_only ? words_describe(&rec.answer, ent) : words_render(&rec.answer, ex.orig_id, n)) : NULL;
-        names_buf = malloc(16 * (size_t)(n ? n : 1));
-        if (!q || !truth || !names_buf) rc = vcm_fail(names_buf ? VCM_EINPUT : VCM_ERR, "%s:%ld: %s", path, ln->line_no, vcm_error());
+        if (!q || !truth) rc = vcm_fail(VCM_EINPUT, "%s:%ld: %s", path, ln->line_no, vcm_error());
     }
     for (int k = 0; !rc && k < n; k++) {
         for (int i = 0; i < rec.n_region; i++) asked[k] |= rec.region[i] == ex.orig_id[k];
@@ -87,8 +78,8 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
             const RegionBox *bx = region_entry_box(ent, ex.orig_id[k]);
             names[k] = bx ? bx->description : NULL;
         } else {
-            snprintf(names_buf + 16 * k, 16, "[%d]", k);
-            names[k] = names_buf + 16 * k;
+            snprintf(id_names[k], sizeof id_names[k], "[%d]", k);
+            names[k] = id_names[k];
         }
     }
     if (!rc) {
@@ -129,7 +120,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
             long j = np;
             while (j < nf && (fid[j] < BPE_REGION0 || fid[j] >= BPE_REGION0 + BPE_N_REGIONS)) j++;
             for (long t = np; !rc && t < j; t++) rc = infer_step(&c->in, fid[t]);
-            if (!rc && j < nf) p_first = prob_of(c->in.logits, cfg->vocab, fid[j]);
+            if (!rc && j < nf) p_first = exp(lm_log_softmax_at(c->in.logits, cfg->vocab, fid[j]));
             infer_rewind(&c->in);
         }
         free(full);
@@ -187,7 +178,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
             fputs("}\n", pred);
         }
     }
-    free(q); free(truth); free(prompt); free(names_buf);
+    free(q); free(truth); free(prompt);
     example_free(&ex);
     record_free(&rec);
     return rc;
