@@ -7,19 +7,20 @@
 
 /* Mentions carry LayerNorm(v_k): with the raw v_k the id was lost (docs/MODEL.md). */
 #define MENTION_DEFAULT MENTION_NORM
+#define ID MODEL_REGION_ID_SCALE
 static const ModelConfig CONFIGS[] = {
-    /* name    image patch  vit d/L/H      dec d/L/H      vocab  text  region input      pixels mention */
-    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, 8, MENTION_DEFAULT},
-    {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI, 0, MENTION_DEFAULT},
-    {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI, 0, MENTION_DEFAULT},
+    /* name    image patch  vit d/L/H      dec d/L/H      vocab  text  region input      pixels mention id scale */
+    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, 8, MENTION_DEFAULT, ID},
+    {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI, 0, MENTION_DEFAULT, ID},
+    {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI, 0, MENTION_DEFAULT, ID},
     /* The text-only baseline (region input "text"): the same decoder, no image, each
      * [k] replaced by its region's description, so the text is longer: 1.5x the window.
      * Measured on a 3,000-image synthetic world (14,400 records, nano tokenizer, with
      * <bos>/<eos>): ids p50 46 / p99 68 / max 72; descriptions p50 50 / p99 80 /
      * p99.9 91 / max 102. vcm train picks <name>-text for --region-input text. */
-    {"nano-text",  64,  8,  128, 4, 4,     128, 4, 4,     2048,  96,   REGION_INPUT_TEXT, 0, MENTION_DEFAULT},
-    {"small-text", 224, 16, 384, 6, 6,     384, 6, 6,     8192,  144,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT},
-    {"base-text",  224, 16, 768, 12, 12,   768, 12, 12,   16384, 192,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT},
+    {"nano-text",  64,  8,  128, 4, 4,     128, 4, 4,     2048,  96,   REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID},
+    {"small-text", 224, 16, 384, 6, 6,     384, 6, 6,     8192,  144,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID},
+    {"base-text",  224, 16, 768, 12, 12,   768, 12, 12,   16384, 192,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID},
 };
 
 int model_config_named(const char *name, ModelConfig *c) {
@@ -45,10 +46,10 @@ int model_config_to_json(const ModelConfig *c, char *buf, size_t size) {
     int n = snprintf(buf, size,
                      "{\"name\":\"%s\",\"image\":%d,\"patch\":%d,\"vit_d\":%d,\"vit_layers\":%d,"
                      "\"vit_heads\":%d,\"dec_d\":%d,\"dec_layers\":%d,\"dec_heads\":%d,\"vocab\":%d,"
-                     "\"max_text\":%d,\"region_input\":\"%s\",\"roi_pixels\":%d,\"mention\":%d}",
+                     "\"max_text\":%d,\"region_input\":\"%s\",\"roi_pixels\":%d,\"mention\":%d,\"region_id_scale\":%d}",
                      c->name, c->image, c->patch, c->vit_d, c->vit_layers, c->vit_heads, c->dec_d,
                      c->dec_layers, c->dec_heads, c->vocab, c->max_text, region_input_name(c->region_input),
-                     c->roi_pixels, c->mention);
+                     c->roi_pixels, c->mention, c->region_id_scale);
     if (n < 0 || (size_t)n >= size) return vcm_fail(VCM_ERR, "config JSON needs %d bytes", n);
     return VCM_OK;
 }
@@ -89,6 +90,10 @@ int model_config_from_json(const char *text, ModelConfig *c) {
     if (!rc && json_object_get(o, "roi_pixels")) rc = get_int(o, "roi_pixels", 0, 64, &c->roi_pixels);
     /* mention came later still: absent means MENTION_RAW, what those checkpoints did */
     if (!rc && json_object_get(o, "mention")) rc = get_int(o, "mention", MENTION_RAW, MENTION_NORM, &c->mention);
+    /* and region_id_scale: absent means 1, region tokens with the plain id row */
+    c->region_id_scale = 1;
+    if (!rc && json_object_get(o, "region_id_scale"))
+        rc = get_int(o, "region_id_scale", 0, 64, &c->region_id_scale);
     if (!rc && !json_is_string(ri)) rc = vcm_fail(VCM_EINPUT, "config: \"region_input\" missing");
     if (!rc) rc = region_input_parse(json_string_value(ri), &c->region_input);
     if (!rc && (c->image % c->patch || c->vit_d % c->vit_heads || c->dec_d % c->dec_heads))

@@ -26,6 +26,7 @@ typedef struct ModelConfig {
     int roi_pixels;                       /* > 0: one more token per region, the region's
                                              pixels RoIAligned to roi_pixels² (docs/MODEL.md) */
     int mention;                          /* MENTION_*: what a text "[k]" carries of its region */
+    int region_id_scale;                  /* > 1: region tokens carry s · E_tok["[k]"] (0, 1: plain) */
 } ModelConfig;
 
 /* How a mention "[k]" in the text carries its region (roi_pixels > 0; docs/MODEL.md,
@@ -34,6 +35,11 @@ typedef struct ModelConfig {
  * started at the scale of a token embedding, so that E_tok["[k]"] stays readable. */
 enum { MENTION_RAW = 0, MENTION_NORM = 1 };
 #define MODEL_MENTION_GAIN0 0.15f   /* MENTION_NORM: the gain's initial value */
+/* Region tokens (RoI cells and pixel token) add their id embedding scaled by
+ * region_id_scale: at 1 the id row (norm ~1) is small beside the pixel token's content
+ * (norm ~6), so an answer's "[k]" found region k's tokens poorly by attention and often read
+ * another region's content (docs/MODEL.md, issue 13). Checkpoints without the field: 1. */
+#define MODEL_REGION_ID_SCALE 4
 
 /* The named configs (nano, small, base) from one table. VCM_EINPUT for an unknown name. */
 int model_config_named(const char *name, ModelConfig *c);

@@ -73,10 +73,18 @@ static Tensor *vit_forward(Graph *g, Student *m, const Batch *b) {
     return layernorm_forward(g, &m->vit_norm, x);
 }
 
+/* The id part of a region token: E_tok["[k]"], scaled by region_id_scale so that it
+ * stays readable beside the region's content (model.h MODEL_REGION_ID_SCALE). */
+static Tensor *region_id(Graph *g, Student *m, const int32_t *ids, const int *shape) {
+    Tensor *e = embedding_forward(g, &m->tok, ids, 2, shape);
+    return m->cfg.region_id_scale > 1 ? op_scale(g, e, (float)m->cfg.region_id_scale) : e;
+}
+
 /* Region tokens: for slot k of each sample, 4 RoIAlign cells over the feature grid,
- * each W_roi·v + W_box·(box/image) + E_tok["[k]"]: [B, 4R, dec_d]; with roi_pixels,
+ * each W_roi·v + W_box·(box/image) + s·E_tok["[k]"]: [B, 4R, dec_d]; with roi_pixels,
  * then one token per slot from the region's own pixels (RoIAligned to roi_pixels²),
- * W_pix·p + W_box·(box/image) + E_tok["[k]"]: [B, 4R + R, dec_d] in all. */
+ * W_pix·p + W_box·(box/image) + s·E_tok["[k]"]: [B, 4R + R, dec_d] in all
+ * (s = region_id_scale). */
 static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat, Tensor **slot_vec) {
     const ModelConfig *c = &m->cfg;
     int B = b->B, R = b->R, G = model_grid(c), n = B * R, S = c->image;
@@ -102,7 +110,7 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat,
     Tensor *boxes = tensor_wrap(g, boxin, 3, sb);
     x = op_add(g, x, linear_forward(g, &m->box_proj, boxes));
     int si[2] = {B, R * MODEL_ROI_CELLS};
-    x = op_add(g, x, embedding_forward(g, &m->tok, ids, 2, si));
+    x = op_add(g, x, region_id(g, m, ids, si));
     *slot_vec = NULL;
     if (c->roi_pixels <= 0) return x;
 
@@ -130,7 +138,7 @@ static Tensor *region_tokens(Graph *g, Student *m, const Batch *b, Tensor *feat,
     /* the region's content without its id: what its mentions carry */
     *slot_vec = c->mention == MENTION_NORM ? layernorm_forward(g, &m->ment_norm, y) : y;
     int sj[2] = {B, R};
-    y = op_add(g, y, embedding_forward(g, &m->tok, pids, 2, sj));
+    y = op_add(g, y, region_id(g, m, pids, sj));
     Tensor *parts[2] = {x, y};
     return op_concat_seq(g, parts, 2);
 }

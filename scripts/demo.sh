@@ -4,14 +4,19 @@
 #   open-ended eval (on the world's held-out images and on a world of another seed) ->
 #   generate on a held-out synthetic image and on a real photograph -> summary.
 # Everything lands in demo/ (DEMO_DIR). Sizes can be changed through the environment:
-#   DEMO_IMAGES (world size), DEMO_STEPS, DEMO_BATCH.
+#   DEMO_IMAGES (world size), DEMO_HELDOUT (share of its images for mc_val and for
+#   mc_test each), DEMO_STEPS, DEMO_BATCH.
+# The world is large and the training short of one epoch on purpose: at the same steps
+# a 12,000-image world gave better held-out answers than a 3,000-image one seen 2.4 times
+# (docs/MODEL.md, issue 13); the held-out share keeps the eval sets at 300 images.
 set -e
 BUILD=${1:-build}
 VCM="$BUILD/vcm"
 DIR=${DEMO_DIR:-demo}
-IMAGES=${DEMO_IMAGES:-3000}
+IMAGES=${DEMO_IMAGES:-12000}
+HELDOUT=${DEMO_HELDOUT:-0.025}
 IMAGES2=${DEMO_IMAGES2:-500}
-STEPS=${DEMO_STEPS:-3000}
+STEPS=${DEMO_STEPS:-2000}
 BATCH=${DEMO_BATCH:-16}
 SEED=${DEMO_SEED:-1}
 PHOTO=${DEMO_PHOTO:-/usr/lib/python3/dist-packages/skimage/data/rocket.jpg}
@@ -20,7 +25,8 @@ t0=$(date +%s)
 stamp() { echo "demo: [$(( $(date +%s) - t0 )) s] $*" >&2; }
 
 stamp "1/5 synthetic world: $IMAGES images (vcm synth), and $IMAGES2 of another seed for evaluation"
-"$VCM" synth --out "$DIR/world" --images "$IMAGES" --seed "$SEED" --quiet > "$DIR/synth.json"
+"$VCM" synth --out "$DIR/world" --images "$IMAGES" --seed "$SEED" --val-frac "$HELDOUT" --test-frac "$HELDOUT" \
+    --quiet > "$DIR/synth.json"
 stamp "$(cat "$DIR/synth.json")"
 "$VCM" synth --out "$DIR/world2" --images "$IMAGES2" --seed "$(( SEED + 1 ))" --quiet > "$DIR/synth2.json"
 

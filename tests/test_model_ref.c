@@ -369,6 +369,28 @@ static int export_weights(const char *dir) {
     return 0;
 }
 
+/* The config fields the goldens depend on, and how checkpoints from before them load:
+ * without "mention" a mention carries the raw v_k, without "region_id_scale" region
+ * tokens carry the plain id row (issue 13); a scale out of range is refused by name. */
+static void test_config_fields_and_older_checkpoints(void) {
+    ModelConfig nano, back;
+    CHECK(model_config_named("nano", &nano) == VCM_OK);
+    CHECK(nano.mention == MENTION_NORM && nano.region_id_scale == MODEL_REGION_ID_SCALE);
+    char json[512];
+    CHECK(model_config_to_json(&nano, json, sizeof json) == VCM_OK);
+    CHECK_STR_CONTAINS(json, "\"region_id_scale\":4");
+    CHECK(model_config_from_json(json, &back) == VCM_OK && !memcmp(&back, &nano, sizeof back));
+    const char *old = "{\"name\":\"nano\",\"image\":64,\"patch\":8,\"vit_d\":128,\"vit_layers\":4,"
+                      "\"vit_heads\":4,\"dec_d\":128,\"dec_layers\":4,\"dec_heads\":4,\"vocab\":2048,"
+                      "\"max_text\":64,\"region_input\":\"roi\",\"roi_pixels\":8}";
+    CHECK(model_config_from_json(old, &back) == VCM_OK);
+    CHECK(back.mention == MENTION_RAW && back.region_id_scale == 1 && back.roi_pixels == 8);
+    char bad[600];
+    snprintf(bad, sizeof bad, "%.*s,\"region_id_scale\":65}", (int)strlen(old) - 1, old);
+    CHECK(model_config_from_json(bad, &back) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "region_id_scale");
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--export-weights")) return export_weights(argv[2]);
     if (argc != 1) {
@@ -377,5 +399,6 @@ int main(int argc, char **argv) {
     }
     RUN(test_student_matches_pytorch);
     RUN(test_padded_region_slots_do_not_matter);
+    RUN(test_config_fields_and_older_checkpoints);
     return test_summary();
 }

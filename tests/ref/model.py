@@ -7,7 +7,7 @@ The model, written from model/student.c:
            matmul) -> + vit.pos -> bidirectional pre-LN blocks -> vit.norm: [B, G*G, d_vit]
   regions: torchvision roi_align over the grid (output 2x2, spatial_scale 1/patch,
            sampling_ratio 2, aligned), cell (ph, pw) -> token ph*2+pw;
-           token = roi_proj(v) + box_proj(box / image) + dec.tok["[k]"] (id 3 + k)
+           token = roi_proj(v) + box_proj(box / image) + s * dec.tok["[k]"] (id 3 + k; s = region_id_scale, nano 4)
   decoder: concat(vis_proj(feat), region tokens, dec.tok(tokens)) + dec.pos[ids] with
            ids: patches 0..G*G-1, region slot k cell c at G*G + 4k + c, text t at
            G*G + 64 + t (student_text_pos0); causal pre-LN blocks where the padded region
@@ -66,7 +66,7 @@ SEED = 1234          # the student_init seed of the C side
 # model/config.c, plus the reduced config of the tests (same architecture).
 CONFIGS = {
     "nano": dict(image=64, patch=8, vit_d=128, vit_layers=4, vit_heads=4, dec_d=128, dec_layers=4,
-                 dec_heads=4, vocab=2048, max_text=64, roi_pixels=8, mention=1),
+                 dec_heads=4, vocab=2048, max_text=64, roi_pixels=8, mention=1, region_id_scale=4),
     "small": dict(image=224, patch=16, vit_d=384, vit_layers=6, vit_heads=6, dec_d=384, dec_layers=6,
                   dec_heads=6, vocab=8192, max_text=96),
     "tiny": dict(image=32, patch=8, vit_d=16, vit_layers=2, vit_heads=2, dec_d=16, dec_layers=2,
@@ -81,6 +81,7 @@ CONFIGS = {
 for _c in CONFIGS.values():
     _c.setdefault("roi_pixels", 0)
     _c.setdefault("mention", 0)
+    _c.setdefault("region_id_scale", 1)
 CONFIG_KEYS = ["image", "patch", "vit_d", "vit_layers", "vit_heads", "dec_d", "dec_layers", "dec_heads",
                "vocab", "max_text", "roi_pixels"]
 
@@ -240,8 +241,10 @@ class Student(nn.Module):
         ids = REGION0 + np.minimum(np.arange(R), MAX_REGIONS - 1)
         kid = torch.tensor(ids)
         ids = torch.tensor(np.repeat(ids, ROI_CELLS))
+        # the id part, scaled by region_id_scale (model/student.c region_id)
+        s = float(c["region_id_scale"]) if c["region_id_scale"] > 1 else 1.0
         x = (self.bridge.roi_proj(pooled) + self.bridge.box_proj(torch.tensor(boxin, dtype=dtype))
-             + self.dec.tok.weight[ids][None])
+             + s * self.dec.tok.weight[ids][None])
         P = c["roi_pixels"]
         if P <= 0:
             return x
@@ -252,7 +255,7 @@ class Student(nn.Module):
         yv = self.bridge.pix_proj(pix) + self.bridge.box_proj(pbox)
         # what each mention "[k]" also carries: v_k, or LayerNorm(v_k) with its gain
         self.slot_vec = self.bridge.mention_norm(yv) if c["mention"] == 1 else yv
-        y = yv + self.dec.tok.weight[kid][None]
+        y = yv + s * self.dec.tok.weight[kid][None]
         return torch.cat([x, y], dim=1)
 
     def decoder_input(self, images, boxes, n_regions, tokens):
