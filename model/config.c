@@ -7,20 +7,20 @@
 
 /* Mentions carry LayerNorm(v_k): with the raw v_k the id was lost (docs/MODEL.md). */
 #define MENTION_DEFAULT MENTION_NORM
-#define ID MODEL_REGION_ID_SCALE
+#define ID_SCALE MODEL_REGION_ID_SCALE
 static const ModelConfig CONFIGS[] = {
     /* name    image patch  vit d/L/H      dec d/L/H      vocab  text  region input      pixels mention id scale */
-    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, 8, MENTION_DEFAULT, ID},
-    {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI, 0, MENTION_DEFAULT, ID},
-    {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI, 0, MENTION_DEFAULT, ID},
+    {"nano",   64,   8,     128, 4, 4,     128, 4, 4,     2048,  64,   REGION_INPUT_ROI, 8, MENTION_DEFAULT, ID_SCALE},
+    {"small",  224,  16,    384, 6, 6,     384, 6, 6,     8192,  96,   REGION_INPUT_ROI, 0, MENTION_DEFAULT, ID_SCALE},
+    {"base",   224,  16,    768, 12, 12,   768, 12, 12,   16384, 128,  REGION_INPUT_ROI, 0, MENTION_DEFAULT, ID_SCALE},
     /* The text-only baseline (region input "text"): the same decoder, no image, each
      * [k] replaced by its region's description, so the text is longer: 1.5x the window.
      * Measured on a 3,000-image synthetic world (14,400 records, nano tokenizer, with
      * <bos>/<eos>): ids p50 46 / p99 68 / max 72; descriptions p50 50 / p99 80 /
      * p99.9 91 / max 102. vcm train picks <name>-text for --region-input text. */
-    {"nano-text",  64,  8,  128, 4, 4,     128, 4, 4,     2048,  96,   REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID},
-    {"small-text", 224, 16, 384, 6, 6,     384, 6, 6,     8192,  144,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID},
-    {"base-text",  224, 16, 768, 12, 12,   768, 12, 12,   16384, 192,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID},
+    {"nano-text",  64,  8,  128, 4, 4,     128, 4, 4,     2048,  96,   REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID_SCALE},
+    {"small-text", 224, 16, 384, 6, 6,     384, 6, 6,     8192,  144,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID_SCALE},
+    {"base-text",  224, 16, 768, 12, 12,   768, 12, 12,   16384, 192,  REGION_INPUT_TEXT, 0, MENTION_DEFAULT, ID_SCALE},
 };
 
 int model_config_named(const char *name, ModelConfig *c) {

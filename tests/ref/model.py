@@ -242,7 +242,7 @@ class Student(nn.Module):
         kid = torch.tensor(ids)
         ids = torch.tensor(np.repeat(ids, ROI_CELLS))
         # the id part, scaled by region_id_scale (model/student.c region_id)
-        s = float(c["region_id_scale"]) if c["region_id_scale"] > 1 else 1.0
+        s = float(max(1, c["region_id_scale"]))
         x = (self.bridge.roi_proj(pooled) + self.bridge.box_proj(torch.tensor(boxin, dtype=dtype))
              + s * self.dec.tok.weight[ids][None])
         P = c["roi_pixels"]
