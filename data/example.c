@@ -169,6 +169,12 @@ static void add_mention(const int *ids, int n, void *ctx) {
     for (int i = 0; i < n; i++) add_id(ctx, ids[i]);
 }
 
+/* The image's regions as listed: region_all when the record has it, else the mapping's. */
+static int n_listed(const Record *r, const RegionEntry *e) { return r->n_region_all >= 0 ? r->n_region_all : e->n_regions; }
+static int listed_id(const Record *r, const RegionEntry *e, int i) {
+    return r->n_region_all >= 0 ? r->region_all[i] : e->regions[i].id;
+}
+
 int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, int target_w, int target_h,
                   uint64_t *rng, int mode, Example *out) {
     memset(out, 0, sizeof *out);
@@ -184,12 +190,18 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
 
     IdList use = ref;
     if (mode & EXAMPLE_KEEP_IDS) {
-        /* As a user gives them: every region of region_all, numbered in listed order
-         * (then any referenced id it lacks), so [k] in the text is the k-th region. */
+        /* As a user gives them: every region of region_all (else the mapping's),
+         * numbered in listed order (then any referenced id it lacks), so [k] in the
+         * text is the k-th region. With more than 16, the first others in listed
+         * order fill what the referenced ones leave. */
         use.n = 0;
-        for (int i = 0; i < r->n_region_all && use.n < VCM_MAX_REGIONS; i++) {
-            const RegionBox *bx = region_entry_box(e, r->region_all[i]);
-            if (bx && !bx->bad) add_id(&use, r->region_all[i]);
+        int need = ref.n; /* referenced ids not yet in use */
+        for (int i = 0; i < n_listed(r, e); i++) {
+            int id = listed_id(r, e, i);
+            const RegionBox *bx = region_entry_box(e, id);
+            if (!bx || bx->bad || find_id(use.id, use.n, id) >= 0) continue;
+            if (find_id(ref.id, ref.n, id) >= 0) { add_id(&use, id); need--; }
+            else if (use.n + need < VCM_MAX_REGIONS) add_id(&use, id);
         }
         for (int i = 0; i < ref.n; i++) add_id(&use, ref.id[i]);
         if (use.overflow)
@@ -207,9 +219,8 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
          * boxes marked bad), shuffled; with more than 16, the referenced ones plus a
          * random choice of the others. */
         int pool[4096], np = 0;
-        int n_all = r->n_region_all >= 0 ? r->n_region_all : e->n_regions;
-        for (int i = 0; i < n_all && np < 4096; i++) {
-            int id = r->n_region_all >= 0 ? r->region_all[i] : e->regions[i].id;
+        for (int i = 0; i < n_listed(r, e) && np < 4096; i++) {
+            int id = listed_id(r, e, i);
             const RegionBox *b = region_entry_box(e, id);
             if (!b || b->bad || find_id(ref.id, ref.n, id) >= 0 || find_id(pool, np, id) >= 0) continue;
             pool[np++] = id;

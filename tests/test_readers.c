@@ -802,6 +802,35 @@ static void test_example_keep_ids(void) {
     regionmap_free(&m);
 }
 
+/* EXAMPLE_KEEP_IDS with more regions than 16 and no region_all: the mapping's regions in
+ * listed order, the first others filling what the referenced ones leave, so a user's
+ * [k] is still the k-th region given and every referenced region is among them. */
+static void test_example_keep_ids_many(void) {
+    char line[8192];
+    int at = snprintf(line, sizeof line, "{\"image\": \"big.png\", \"region_locations\": {");
+    for (int i = 0; i < 30; i++)
+        at += snprintf(line + at, sizeof line - (size_t)at, "%s\"%d\": {\"boxes\": [[%d, 0, %d, 10]]}", i ? ", " : "",
+                       i, i, i + 5);
+    snprintf(line + at, sizeof line - (size_t)at, "}}\n");
+    write_file(tmp_path("big_keep.jsonl"), line, strlen(line));
+    RegionMap m;
+    CHECK(regionmap_load(tmp_path("big_keep.jsonl"), &m, 0, NULL) == VCM_OK);
+    const RegionEntry *e = regionmap_find(&m, "big.png");
+    Record r;
+    CHECK(parse_str("{\"image\": \"big.png\", \"question\": [\"Is\", [29], \"by\", [20], \"?\"], \"answer\": [[29], \"is\"], "
+                    "\"rationale\": []}", &r, NULL) == VCM_OK);
+    Example ex;
+    CHECK(example_build(&r, e, 100, 100, 50, 50, NULL, EXAMPLE_EVAL | EXAMPLE_KEEP_IDS, &ex) == VCM_OK);
+    CHECK(ex.n_regions == VCM_MAX_REGIONS);
+    for (int k = 0; k < 14; k++) CHECK(ex.orig_id[k] == k);
+    CHECK(ex.orig_id[14] == 20 && ex.orig_id[15] == 29);
+    CHECK_MSG(ex.text && !strcmp(ex.text, "question: is [15] by [14] ? answer: [15] is rationale:"), "%s", ex.text);
+    CHECK_NEAR(ex.box[15][0], 29 * 0.5, 1e-4);
+    example_free(&ex);
+    record_free(&r);
+    regionmap_free(&m);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vcm_test_readers_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -821,6 +850,7 @@ int main(void) {
     RUN(test_words_render);
     RUN(test_open_judge);
     RUN(test_example_keep_ids);
+    RUN(test_example_keep_ids_many);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
