@@ -3,6 +3,8 @@
 #include "data/data.h"
 #include "tensor/tensor.h"
 
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void count_ref(const int *ids, int n, void *ctx) {
@@ -14,10 +16,34 @@ static void count_ref(const int *ids, int n, void *ctx) {
     }
 }
 
+/* A record with its own boxes: its image opened once (memo: image -> [w, h, reason,
+ * message]), the record's boxes checked against the size every time. */
+static int check_refs_image(const Record *r, const char *path, const char *images_root, json_t *memo,
+                            long *n_images, int *reason) {
+    json_t *m = json_object_get(memo, r->image);
+    if (!m) {
+        char msg[1100];
+        int w, h, bad = image_check_file(images_root, r->image, &w, &h, msg, sizeof msg);
+        (*n_images)++;
+        m = json_pack("[i,i,i,s]", w, h, bad, msg);
+        if (!m || json_object_set_new(memo, r->image, m)) return vcm_fail(VCM_ERR, "out of memory");
+    }
+    int w = (int)json_integer_value(json_array_get(m, 0)), h = (int)json_integer_value(json_array_get(m, 1));
+    int bad = (int)json_integer_value(json_array_get(m, 2));
+    if (bad) {
+        *reason = bad;
+        return vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\": %s", path, r->line, r->image,
+                        json_string_value(json_array_get(m, 3)));
+    }
+    return record_check_boxes(r, path, w, h, reason);
+}
+
 /* One parsed record through the mapping, image and region-count checks. */
-static int check_record(const Record *r, const char *path, RegionMap *m, const char *images_root, long *n_images,
-                        int *reason) {
-    const RegionEntry *ce = regionmap_find(m, r->image);
+static int check_record(const Record *r, const char *path, RegionMap *m, const char *images_root, json_t *memo,
+                        long *n_images, int *reason) {
+    const RegionEntry *ce = r->references || !m ? NULL : regionmap_find(m, r->image);
+    if (r->references && images_root && check_refs_image(r, path, images_root, memo, n_images, reason))
+        return VCM_EINPUT;
     if (ce && images_root && !ce->checked) {
         RegionEntry *e = (RegionEntry *)ce;
         (*n_images)++;
@@ -47,8 +73,10 @@ int corpus_validate(const char *path, RegionMap *m, const char *images_root, int
                     CorpusProgress progress, void *ctx) {
     memset(out, 0, sizeof *out);
     JsonlReader rd;
+    json_t *memo = json_object();
+    if (!memo) return vcm_fail(VCM_ERR, "out of memory");
     int rc = jsonl_open(&rd, path);
-    if (rc) return rc;
+    if (rc) { json_decref(memo); return rc; }
     for (;;) {
         JsonlLine ln;
         int reason = BAD_NONE;
@@ -61,13 +89,14 @@ int corpus_validate(const char *path, RegionMap *m, const char *images_root, int
         if (progress && out->records % CORPUS_PROGRESS_EVERY == 0) progress(out->records, ctx);
         if (!rc && (rc = record_parse(&ln, REC_ANY, &r, &reason)) == VCM_OK) {
             out->by_kind[r.kind]++;
-            if (check_record(&r, path, m, images_root, &out->images_checked, &reason)) {
+            out->with_references += r.references != NULL;
+            if (check_record(&r, path, m, images_root, memo, &out->images_checked, &reason)) {
                 rc = VCM_EINPUT;
                 /* skip_bad: an image problem found now may be a box this record does
                  * not use; let the record check decide with the marks now set. */
                 if (skip_bad && reason == BAD_BOX_OUTSIDE) {
                     int r2 = BAD_NONE;
-                    rc = check_record(&r, path, m, images_root, &out->images_checked, &r2);
+                    rc = check_record(&r, path, m, images_root, memo, &out->images_checked, &r2);
                     reason = r2;
                 }
             }
@@ -83,5 +112,6 @@ int corpus_validate(const char *path, RegionMap *m, const char *images_root, int
         rc = VCM_OK;
     }
     jsonl_close(&rd);
+    json_decref(memo);
     return rc;
 }

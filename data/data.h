@@ -41,6 +41,8 @@ typedef enum BadReason {
     BAD_N
 } BadReason;
 const char *bad_reason_name(int reason);   /* "json_syntax", "wrong_type", ... */
+/* by_reason[BAD_N] as {"name": count}, reasons with a count only (NULL: out of memory). */
+struct json_t *bad_reasons_json(const long *by_reason);
 
 /* ---- JSONL lines: plain .jsonl or gzip .jsonl.gz (detected by the magic bytes) */
 typedef struct JsonlLine {
@@ -138,12 +140,24 @@ typedef struct Record {
                                        different regions; the question names none) */
     const char *qtype;              /* "synth": {"qtype": ...}, NULL when absent */
     int relational;                 /* "synth": {"relational": true/false}; -1 absent */
+    /* "references" (the LSKD release): the record's own boxes, element k = region k (or
+     * an object id → region). When set, the record needs no region mapping: this entry
+     * (image = the record's, no descriptions) is used instead. NULL when absent. */
+    const struct RegionEntry *references;
+    /* MC prompt "question: Q[ answer: A] <answer_prefix>": answer_prefix NULL = "answer:"
+     * (the LSKD evaluation's "answer_prefix", lower-cased when rendered); prompt_answer 1
+     * puts the answer in the prompt (VCR's QA→R: prefix "rationale:"; set by data/vcr.c). */
+    const char *answer_prefix;
+    int prompt_answer;
     void *mem_;                     /* everything above lives here */
 } Record;
 
 /* Parse and type-check one line. want: REC_ANY or the kind the file must hold.
  * On failure: VCM_EINPUT, the message, and *reason (may be NULL) set. */
 int record_parse(const JsonlLine *ln, int want, Record *r, int *reason);
+/* The same from an object already parsed (o stays the caller's); messages name ln's
+ * file and line. For readers that turn another format into records (data/vcr.c). */
+int record_from_json(const JsonlLine *ln, struct json_t *o, int want, Record *r, int *reason);
 void record_free(Record *r);
 /* Calls fn(ids, n_ids, ctx) for every mention of question, answer, rationale, choices. */
 void record_each_mention(const Record *r, void (*fn)(const int *ids, int n, void *ctx), void *ctx);
@@ -164,7 +178,7 @@ typedef struct RegionEntry {
     int n_regions;
     char **global;          /* "global" captions, may be 0 of them */
     int n_global;
-    long line;              /* line in the mapping file, for messages */
+    long line;              /* line in the mapping file, for messages; 0 for a record's "references" */
     int img_w, img_h;       /* from regionmap_check_image (0 before) */
     int checked;            /* image checked: 1 ok, -1 bad (see bad) */
     int bad;                /* BadReason of the image (missing, undecodable), else 0 */
@@ -193,8 +207,33 @@ void regionmap_free(RegionMap *m);
 int regionmap_check_image(RegionMap *m, RegionEntry *e, const char *images_root);
 /* A record against the mapping: its image has an entry, every id of region,
  * region_all and the mentions is in it, none of those boxes (nor the image) is marked
- * bad. VCM_EINPUT "FILE:LINE: problem" + *reason. */
+ * bad. VCM_EINPUT "FILE:LINE: problem" + *reason. A record with "references" is
+ * checked against them instead, and m may be NULL (no mapping) for such records. */
 int record_check_regions(const Record *r, const char *path, const RegionMap *m, int *reason);
+/* The entry the record's ids refer to: its references, else its image's mapping entry
+ * (NULL when neither; m may be NULL). */
+const RegionEntry *record_regions(const Record *r, const RegionMap *m);
+/* Every box of the record's "references" inside a w×h image (pixel edges: a box may end
+ * at w, h); VCM_EINPUT "FILE:LINE: field \"references\": region K: box [...] is outside
+ * the image \"I\" (WxH)" + *reason = BAD_BOX_OUTSIDE. VCM_OK for a record without them. */
+int record_check_boxes(const Record *r, const char *path, int w, int h, int *reason);
+
+/* ---- VCR (data/vcr.c): one line of VCR's train.jsonl / val.jsonl ("objects", "img_fn",
+ * "metadata_fn", "question", "answer_choices", "answer_label", "rationale_choices",
+ * "rationale_label") and its metadata file (images_root/metadata_fn: "boxes" [x1, y1,
+ * x2, y2, score], "names", "width", "height") → two multiple-choice records whose
+ * "references" are the metadata's boxes (region k = object k; references->img_w/img_h
+ * = the metadata's size) and region_all every object: qa (Q→A: the answer choices after
+ * "question: Q answer:") and qar (QA→R: the rationale choices after "question: Q answer:
+ * A rationale:", A the right answer). Every problem: VCM_EINPUT "FILE:LINE: problem"
+ * naming the VCR field or the metadata file, + *reason. docs/DATA_FORMATS.md. */
+typedef struct VcrItem { Record qa, qar; int n_objects; } VcrItem;
+int vcr_item_parse(const JsonlLine *ln, const char *images_root, VcrItem *out, int *reason);
+void vcr_item_free(VcrItem *it);
+/* Open images_root/image: it exists, is a regular file, its header gives the size and
+ * it decodes fully. Returns BAD_NONE, or BAD_MISSING_IMAGE / BAD_IMAGE with the
+ * problem in msg. *w, *h are set whenever the header was read (even if decoding fails). */
+int image_check_file(const char *images_root, const char *image, int *w, int *h, char *msg, size_t cap);
 
 /* ---- corpus validate / stats (the library side of `vcm corpus`) */
 typedef struct CorpusCheck {
@@ -202,17 +241,77 @@ typedef struct CorpusCheck {
     long by_kind[REC_KINDS];
     long bad_by_reason[BAD_N];
     long images_checked;
+    long with_references;           /* records that carry their own boxes */
 } CorpusCheck;
 /* Called every CORPUS_PROGRESS_EVERY lines read (may be NULL): long runs show progress. */
 #define CORPUS_PROGRESS_EVERY 65536
 typedef void (*CorpusProgress)(long lines, void *ctx);
-/* Every record of path: parse, types, regions in m, images (when images_root).
+/* Every record of path: parse, types, regions in m (or in the record's "references";
+ * m may be NULL when every record has them), images (when images_root).
  * skip_bad 0: VCM_EINPUT at the first problem; 1: count and go on. */
 int corpus_validate(const char *path, RegionMap *m, const char *images_root, int skip_bad,
                     CorpusCheck *out, CorpusProgress progress, void *ctx);
 /* One JSON object of statistics (records, images, sources, splits, words per field,
  * mentions, region ids histogram, prediction quantiles). Caller json_decref()s. */
 int corpus_stats(const char *path, int skip_bad, struct json_t **out, CorpusProgress progress, void *ctx);
+
+/* ---- a top-level JSON array read one element at a time (data/json_stream.c): files
+ * like Visual Genome's, one huge list on one line. Only the current element's text is
+ * held. Plain or gzip. Messages: "FILE: entry N (line L, byte B): problem". */
+typedef struct JsonArrayStream {
+    char *path;
+    void *gz;
+    char *buf; size_t buf_len, buf_pos;      /* read buffer */
+    char *elem; size_t elem_len, elem_cap;   /* the current element's text */
+    long line;             /* line of the next byte (1-based) */
+    uint64_t offset;       /* byte offset of the next byte */
+    long index;            /* elements returned so far */
+    long elem_index, elem_line;   /* the element last returned: index, first line, */
+    uint64_t elem_offset;         /* and the offset of its first byte */
+    int state, eof;
+} JsonArrayStream;
+int json_array_stream_open(JsonArrayStream *s, const char *path);
+/* The next element parsed into *out (the caller json_decref()s it); *out NULL after
+ * the closing ']'. VCM_EINPUT when the file is not one JSON list (syntax, trailing
+ * text, cut short). */
+int json_array_stream_next(JsonArrayStream *s, struct json_t **out);
+void json_array_stream_close(JsonArrayStream *s);
+
+/* ---- Visual Genome → a region mapping (data/vg_import.c, data/vg_tables.c), the
+ * library side of `vcm regions import-vg`. Per image: the valid regions at least
+ * min_size px wide and high, largest area first (ties: file order), each dropped when
+ * its IoU with one already kept is >= dedupe_iou, up to max_regions; numbered 0, 1, …
+ * in that order; region_descriptions = the phrases; obj_guess = the first name of the
+ * objects.json object with the highest IoU (>= obj_iou) with the region, else none.
+ * Every malformed entry is refused: VCM_EINPUT "FILE: entry N (image ID, line L,
+ * byte B): problem" (or counted with skip_bad). docs/DATA_FORMATS.md. */
+typedef struct VgImportOptions {
+    const char *regions_path;     /* region_descriptions.json (required) */
+    const char *objects_path;     /* objects.json (NULL: no obj_guess) */
+    const char *image_data_path;  /* image_data.json: sizes (boxes checked against them)
+                                     and folders (NULL: sizes unknown) */
+    const char *image_dir;        /* image = image_dir/<id>.jpg ("": <id>.jpg); NULL: the
+                                     url's last two parts from image_data, else VG_100K/<id>.jpg */
+    int max_regions;              /* 16 */
+    int min_size;                 /* 8 (pixels); 0 keeps every size */
+    double dedupe_iou;            /* 0.7; 0 turns deduplication off */
+    double obj_iou;               /* 0.5 */
+    int clip;                     /* clip boxes past the image (or negative) instead of refusing */
+    int skip_bad;                 /* drop bad regions / objects / entries and count them */
+    CorpusProgress progress;      /* every 16384 entries of region_descriptions (may be NULL) */
+    void *progress_ctx;
+} VgImportOptions;
+typedef struct VgImportStats {
+    long images, images_written, images_without_regions;
+    long regions, regions_kept, regions_small, regions_duplicate, regions_over_max;
+    long boxes_clipped, obj_guess_set;
+    long image_data_images, objects, object_names;
+    long bad_entries, bad_items;  /* skip_bad: entries / regions or objects dropped */
+    long bad_by_reason[BAD_N];
+} VgImportStats;
+void vg_import_defaults(VgImportOptions *o);
+/* Writes one mapping line per image with at least one region kept, in file order. */
+int vg_import(const VgImportOptions *o, FILE *out, VgImportStats *st);
 
 /* ---- region handling as the paper's loader (one training / evaluation example) */
 #define VCM_MAX_REGIONS 16
@@ -279,6 +378,9 @@ typedef struct Image {
 /* Any format stb_image reads (JPEG/PNG/BMP/GIF/TGA), converted to RGB. A truncated
  * or corrupt file fails with VCM_EINPUT and "PATH: problem". */
 int image_load(const char *path, Image *out);
+/* images_root/image (a '/' added only when missing; images_root NULL or "": image
+ * alone), malloc'd; NULL when out of memory. */
+char *image_path(const char *images_root, const char *image);
 /* Width and height from the header only (no full decode). */
 int image_info(const char *path, int *w, int *h);
 int image_save_png(const char *path, const Image *im);   /* atomic: temp file + rename */
@@ -301,6 +403,17 @@ void image_scale_box(ImageScale s, const float in[4], float out[4]);
 
 /* HWC uint8 → CHW float, (x/255 − 0.5)/0.5 ∈ [−1, 1]. out holds 3·w·h floats. */
 void image_to_chw(const uint8_t *rgb, int w, int h, float *out);
+
+/* ---- crops and JPEG data URLs (data/image_encode.c), what `vcm verbalize` sends */
+
+/* The pixels [x0, x1) × [y0, y1) of src (inside it, non-empty) into dst (allocated). */
+int image_crop(const Image *src, int x0, int y0, int x1, int y1, Image *dst);
+/* The longer side at most max_side (aspect kept, each side rounded, at least 1 px;
+ * image_resize's filter); an image already small enough is copied. dst is allocated. */
+int image_fit(const Image *src, int max_side, Image *dst);
+/* Baseline JPEG (stb_image_write, quality 1..100) as "data:image/jpeg;base64,...".
+ * *url is malloc'd and NUL-terminated. */
+int image_jpeg_data_url(const Image *im, int quality, char **url);
 
 /* ---- a cache of decoded-and-resized images: keyed by (path, size), a budget in bytes,
  * least-recently-used eviction. Thread-safe: any number of threads may call

@@ -92,6 +92,11 @@ static int describe_into(Buf *b, const Word *x, const RegionEntry *e) {
         size_t len = d ? strlen(d) : 0;
         while (len && (*d == ' ' || *d == '\t')) { d++; len--; }
         while (len && (d[len - 1] == ' ' || d[len - 1] == '\t')) len--;
+        if (!len && !e->line)   /* line 0: the record's own "references", which carry none */
+            return vcm_fail(VCM_EINPUT,
+                            "region %d of image \"%s\" has no description (the record's \"references\" carry "
+                            "none); the text-only baseline needs a region mapping with region_descriptions",
+                            x->ids[j], e->image);
         if (!len)
             return vcm_fail(VCM_EINPUT,
                             "region %d of image \"%s\" has no description (region_descriptions, line %ld of the "
@@ -254,7 +259,10 @@ int example_build(const Record *r, const RegionEntry *e, int img_w, int img_h, i
     int rc;
     if (r->kind == REC_MC) {
         rc = section(&b, "question:", &r->question, out->orig_id, out->n_regions, desc);
-        if (!rc) { put(&b, " answer:", 8); rc = b.oom ? vcm_fail(VCM_ERR, "out of memory") : VCM_OK; }
+        if (!rc && r->prompt_answer) rc = section(&b, "answer:", &r->answer, out->orig_id, out->n_regions, desc);
+        const char *pre = r->answer_prefix ? r->answer_prefix : "answer:";
+        if (!rc && *pre) put_word(&b, pre, strlen(pre));   /* lower-cased, as the text is */
+        if (!rc) rc = b.oom ? vcm_fail(VCM_ERR, "out of memory") : VCM_OK;
         if (!rc && !(out->choices = calloc((size_t)r->n_choices, sizeof *out->choices)))
             rc = vcm_fail(VCM_ERR, "out of memory");
         for (int i = 0; !rc && i < r->n_choices; i++) {

@@ -13,6 +13,18 @@
 #define IMAGE_MAX_FILE ((size_t)256 << 20)
 #define IMAGE_MAX_PIXELS ((size_t)1 << 28)
 
+char *image_path(const char *images_root, const char *image) {
+    size_t a = images_root ? strlen(images_root) : 0, b = strlen(image);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    if (a) {
+        memcpy(p, images_root, a);
+        if (images_root[a - 1] != '/') p[a++] = '/';
+    }
+    memcpy(p + a, image, b + 1);
+    return p;
+}
+
 int image_alloc(Image *im, int w, int h) {
     im->w = im->h = 0;
     im->rgb = NULL;

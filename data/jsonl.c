@@ -2,15 +2,13 @@
  * files through unchanged), line numbers and offsets, and the one place a line
  * becomes JSON (so every syntax error is worded the same way). */
 #include "data/data.h"
+#include "data/json_internal.h"
 #include "tensor/tensor.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-
-#define READ_CHUNK (1u << 18)
 
 const char *bad_reason_name(int reason) {
     static const char *names[BAD_N] = {
@@ -35,24 +33,27 @@ const char *bad_reason_name(int reason) {
     return reason >= 0 && reason < BAD_N && names[reason] ? names[reason] : "unknown";
 }
 
+struct json_t *bad_reasons_json(const long *by_reason) {
+    json_t *o = json_object();
+    for (int k = 1; k < BAD_N; k++)
+        if (by_reason[k]) json_object_set_new(o, bad_reason_name(k), json_integer(by_reason[k]));
+    return o;
+}
+
 int jsonl_open(JsonlReader *r, const char *path) {
     memset(r, 0, sizeof *r);
     r->path = strdup(path);
-    r->buf = malloc(READ_CHUNK);
+    r->buf = malloc(JSON_READ_CHUNK);
     r->line_cap = 4096;
     r->line = malloc(r->line_cap);
     if (!r->path || !r->buf || !r->line) {
         jsonl_close(r);
         return vcm_fail(VCM_ERR, "%s: out of memory", path);
     }
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) {
-        int e = errno;
+    if (!(r->gz = json_file_open(path))) {
         jsonl_close(r);
-        return vcm_fail(VCM_EINPUT, "%s: cannot open (%s)", path, e ? strerror(e) : "zlib");
+        return VCM_EINPUT;
     }
-    gzbuffer(gz, READ_CHUNK);
-    r->gz = gz;
     return VCM_OK;
 }
 
@@ -65,13 +66,9 @@ void jsonl_close(JsonlReader *r) {
 }
 
 static int fill(JsonlReader *r) {
-    int n = gzread((gzFile)r->gz, r->buf, READ_CHUNK);
-    if (n < 0) {
-        int zerr;
-        const char *m = gzerror((gzFile)r->gz, &zerr);
-        return vcm_fail(VCM_EINPUT, "%s:%ld: cannot read (%s)", r->path, r->line_no + 1,
-                        zerr == Z_ERRNO ? strerror(errno) : m);
-    }
+    const char *why;
+    int n = json_file_read(r->gz, r->buf, &why);
+    if (n < 0) return vcm_fail(VCM_EINPUT, "%s:%ld: cannot read (%s)", r->path, r->line_no + 1, why);
     r->buf_len = (size_t)n;
     r->buf_pos = 0;
     if (n == 0) r->eof = 1;

@@ -2,6 +2,7 @@
  * Loaded whole (it is one line per image, not per record) and indexed by image name
  * with a jansson object used as a hash table (image → entry index). */
 #include "data/data.h"
+#include "data/json_internal.h"
 #include "tensor/tensor.h"
 
 #include <errno.h>
@@ -27,28 +28,8 @@ static int lfail(LineCtx *c, int reason, const char *fmt, ...) {
     return vcm_fail(reason ? VCM_EINPUT : VCM_ERR, "%s:%ld: %s", c->ln->path, c->ln->line_no, msg);
 }
 
-static const char *jtype(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "a list";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: case JSON_REAL: return "a number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
-/* "12" → 12; anything but plain decimal digits is not a region id. */
-static int parse_id_key(const char *k, int *id) {
-    if (!*k || strlen(k) > 9) return -1;
-    long v = 0;
-    for (const char *p = k; *p; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        v = v * 10 + (*p - '0');
-    }
-    *id = (int)v;
-    return 0;
-}
+/* The mapping's messages call any number "a number". */
+static const char *jtype(const json_t *v) { return json_is_integer(v) ? "a number" : jtype_name(v); }
 
 static void free_entry(RegionEntry *e) {
     free(e->image);
@@ -60,11 +41,6 @@ static void free_entry(RegionEntry *e) {
     for (int i = 0; i < e->n_global; i++) free(e->global[i]);
     free(e->global);
     memset(e, 0, sizeof *e);
-}
-
-static int cmp_box(const void *a, const void *b) {
-    const RegionBox *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* Check one [x0, y0, x1, y1] box. Returns 0 ok, else fills why. */
@@ -115,7 +91,7 @@ static int parse_entry(RegionMap *m, LineCtx *c, json_t *o, RegionEntry *e, int 
     json_t *val;
     json_object_foreach(locs, key, val) {
         RegionBox *b = &e->regions[e->n_regions];
-        if (parse_id_key(key, &b->id))
+        if (region_key_id(key, &b->id))
             return lfail(c, BAD_VALUE, "field \"region_locations\": key \"%.40s\" is not a region id (0, 1, ...)", key);
         for (int i = 0; i < e->n_regions; i++)
             if (e->regions[i].id == b->id)
@@ -155,7 +131,7 @@ static int parse_entry(RegionMap *m, LineCtx *c, json_t *o, RegionEntry *e, int 
             m->bad_by_reason[BAD_BOX]++;
         }
     }
-    qsort(e->regions, (size_t)e->n_regions, sizeof *e->regions, cmp_box);
+    qsort(e->regions, (size_t)e->n_regions, sizeof *e->regions, region_box_cmp_id);
 
     json_t *g = json_object_get(o, "global");
     if (g && !json_is_null(g)) {
@@ -177,7 +153,7 @@ static int parse_entry(RegionMap *m, LineCtx *c, json_t *o, RegionEntry *e, int 
             return lfail(c, BAD_WRONG_TYPE, "field \"region_descriptions\": expected an object, got %s", jtype(d));
         json_object_foreach(d, key, val) {
             int id;
-            if (parse_id_key(key, &id))
+            if (region_key_id(key, &id))
                 return lfail(c, BAD_VALUE, "field \"region_descriptions\": key \"%.40s\" is not a region id", key);
             /* a string, or a list of strings of which the first is used */
             json_t *s = json_is_array(val) && json_array_size(val) ? json_array_get(val, 0) : val;

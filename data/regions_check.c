@@ -9,16 +9,36 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char *join_path(const char *root, const char *rel) {
-    size_t a = root ? strlen(root) : 0, b = strlen(rel);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    if (a) {
-        memcpy(p, root, a);
-        if (root[a - 1] != '/') p[a++] = '/';
+int image_check_file(const char *images_root, const char *image, int *w, int *h, char *msg, size_t cap) {
+    *w = *h = 0;
+    msg[0] = 0;
+    char *path = image_path(images_root, image);
+    if (!path) {
+        snprintf(msg, cap, "out of memory");
+        return BAD_IMAGE;
     }
-    memcpy(p + a, rel, b + 1);
-    return p;
+    struct stat st;
+    int bad = BAD_NONE;
+    if (stat(path, &st) != 0) {
+        bad = BAD_MISSING_IMAGE;
+        snprintf(msg, cap, "cannot open %s (%s)", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        bad = BAD_MISSING_IMAGE;
+        snprintf(msg, cap, "cannot open %s (not a regular file)", path);
+    } else if (image_info(path, w, h) != VCM_OK) {
+        bad = BAD_IMAGE;
+        *w = *h = 0;
+        snprintf(msg, cap, "cannot decode: %s", vcm_error());
+    } else {
+        Image im = {0};
+        if (image_load(path, &im) != VCM_OK) {   /* a full decode: a truncated file fails here */
+            bad = BAD_IMAGE;
+            snprintf(msg, cap, "cannot decode: %s", vcm_error());
+        }
+        image_free(&im);
+    }
+    free(path);
+    return bad;
 }
 
 int regionmap_check_image(RegionMap *m, RegionEntry *e, const char *images_root) {
@@ -26,24 +46,14 @@ int regionmap_check_image(RegionMap *m, RegionEntry *e, const char *images_root)
     if (e->checked == -1)
         return vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\": %s", m->path, e->line, e->image,
                         bad_reason_name(e->bad));
-    char *path = join_path(images_root, e->image);
-    if (!path) return vcm_fail(VCM_ERR, "out of memory");
-    char msg[1024] = "";
-    struct stat st;
+    char msg[1024] = "", why[1024];
     int w = 0, h = 0;
-    if (stat(path, &st) != 0) {
-        e->bad = BAD_MISSING_IMAGE;
-        snprintf(msg, sizeof msg, "cannot open %s (%s)", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        e->bad = BAD_MISSING_IMAGE;
-        snprintf(msg, sizeof msg, "cannot open %s (not a regular file)", path);
-    } else if (image_info(path, &w, &h) != VCM_OK) {
-        e->bad = BAD_IMAGE;
-        snprintf(msg, sizeof msg, "cannot decode: %s", vcm_error());
-    }
-    if (!e->bad) {
-        e->img_w = w;
-        e->img_h = h;
+    e->bad = image_check_file(images_root, e->image, &w, &h, why, sizeof why);
+    if (w > 0) {   /* the header was read: the boxes can be checked, even if decoding failed */
+        if (!e->bad) {
+            e->img_w = w;
+            e->img_h = h;
+        }
         /* Coordinates are pixel edges: a box may end exactly at the width/height. */
         for (int i = 0; i < e->n_regions; i++) {
             RegionBox *b = &e->regions[i];
@@ -54,30 +64,30 @@ int regionmap_check_image(RegionMap *m, RegionEntry *e, const char *images_root)
                 snprintf(msg, sizeof msg, "region \"%d\": box [%g, %g, %g, %g] is outside the image (%dx%d)",
                          b->id, b->x0, b->y0, b->x1, b->y1, w, h);
         }
-        Image im = {0};
-        if (image_load(path, &im) != VCM_OK) {
-            e->bad = BAD_IMAGE;
-            snprintf(msg, sizeof msg, "cannot decode: %s", vcm_error());
-        }
-        image_free(&im);
     }
-    free(path);
+    if (e->bad) snprintf(msg, sizeof msg, "%s", why);
     if (e->bad) m->bad_by_reason[e->bad]++;
     e->checked = e->bad ? -1 : 1;
     if (msg[0]) return vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\": %s", m->path, e->line, e->image, msg);
     return VCM_OK;
 }
 
+/* m NULL: e is the record's own "references". */
 static int check_ids(const char *path, const Record *r, const RegionMap *m, const RegionEntry *e,
                      const char *field, const int *ids, int n, int referenced, int *reason) {
     for (int i = 0; i < n; i++) {
         const RegionBox *b = region_entry_box(e, ids[i]);
+        if (!b && !m) {
+            *reason = BAD_MISSING_REGION;
+            return vcm_fail(VCM_EINPUT, "%s:%ld: field \"%s\": region id %d is not in the record's \"references\" (%d region%s)",
+                            path, r->line, field, ids[i], e->n_regions, e->n_regions == 1 ? "" : "s");
+        }
         if (!b) {
             *reason = BAD_MISSING_REGION;
             return vcm_fail(VCM_EINPUT, "%s:%ld: field \"%s\": region id %d is not in the mapping of image \"%s\" (%s:%ld)",
                             path, r->line, field, ids[i], r->image, m->path, e->line);
         }
-        if (referenced && b->bad) {
+        if (referenced && b->bad && m) {
             *reason = b->bad;
             return vcm_fail(VCM_EINPUT, "%s:%ld: field \"%s\": region %d of image \"%s\" has a bad box (%s, %s:%ld)",
                             path, r->line, field, ids[i], r->image, bad_reason_name(b->bad), m->path, e->line);
@@ -98,13 +108,19 @@ int record_check_regions(const Record *r, const char *path, const RegionMap *m, 
     int dummy;
     if (!reason) reason = &dummy;
     *reason = BAD_NONE;
-    const RegionEntry *e = regionmap_find(m, r->image);
+    const RegionEntry *e = record_regions(r, m);
+    if (r->references) m = NULL;   /* the record's own boxes: checked when it was parsed */
+    else if (!m) {
+        *reason = BAD_IMAGE_NOT_IN_MAP;
+        return vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\": the record has no \"references\" and no region mapping "
+                        "was given (--regions)", path, r->line, r->image);
+    }
     if (!e) {
         *reason = BAD_IMAGE_NOT_IN_MAP;
         return vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\" is not in the region mapping %s", path, r->line,
                         r->image, m->path);
     }
-    if (e->checked == -1) {
+    if (m && e->checked == -1) {
         *reason = e->bad;
         return vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\" is bad (%s, %s:%ld)", path, r->line, r->image,
                         bad_reason_name(e->bad), m->path, e->line);
@@ -120,6 +136,23 @@ int record_check_regions(const Record *r, const char *path, const RegionMap *m, 
         char f[32];
         snprintf(f, sizeof f, "choices[%d]", i);
         if (check_words(path, r, m, e, f, &r->choices[i], reason)) return VCM_EINPUT;
+    }
+    return VCM_OK;
+}
+
+const RegionEntry *record_regions(const Record *r, const RegionMap *m) {
+    if (r->references) return r->references;
+    return m ? regionmap_find(m, r->image) : NULL;
+}
+
+int record_check_boxes(const Record *r, const char *path, int w, int h, int *reason) {
+    const RegionEntry *e = r->references;
+    for (int i = 0; e && i < e->n_regions; i++) {
+        const RegionBox *b = &e->regions[i];
+        if (b->x1 <= (float)w && b->y1 <= (float)h) continue;   /* pixel edges: may end at W, H */
+        if (reason) *reason = BAD_BOX_OUTSIDE;
+        return vcm_fail(VCM_EINPUT, "%s:%ld: field \"references\": region %d: box [%g, %g, %g, %g] is outside the image \"%s\" (%dx%d)",
+                        path, r->line, b->id, b->x0, b->y0, b->x1, b->y1, r->image, w, h);
     }
     return VCM_OK;
 }

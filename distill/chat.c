@@ -20,25 +20,28 @@ char *distill_chat_url(const char *endpoint) {
     return u;
 }
 
-static int add_message(json_t *msgs, const char *role, const char *content) {
+/* content: a string, or (image_url given) the parts [image, text] of a vision request */
+static int add_message(json_t *msgs, const char *role, const char *content, const char *image_url) {
     json_t *m = json_object();
     if (!m) return -1;
-    if (json_object_set_new(m, "role", json_string(role)) ||
-        json_object_set_new(m, "content", json_string(content)) ||
+    json_t *c = image_url ? json_pack("[{s:s, s:{s:s}}, {s:s, s:s}]", "type", "image_url", "image_url", "url",
+                                      image_url, "type", "text", "text", content)
+                          : json_string(content);
+    if (json_object_set_new(m, "role", json_string(role)) || !c || json_object_set_new(m, "content", c) ||
         json_array_append_new(msgs, m)) {
         return -1;
     }
     return 0;
 }
 
-char *distill_chat_request(const char *model, const char *system, const char *user,
-                           double temperature, uint32_t seed, int max_tokens) {
+char *distill_chat_request_image(const char *model, const char *system, const char *user, const char *image_url,
+                                 double temperature, uint32_t seed, int max_tokens) {
     json_t *req = json_object(), *msgs = json_array();
     char *out = NULL;
     if (!req || !msgs) goto done;
     if (json_object_set_new(req, "model", json_string(model))) goto done;
-    if (system && add_message(msgs, "system", system)) goto done;
-    if (add_message(msgs, "user", user)) goto done;
+    if (system && add_message(msgs, "system", system, NULL)) goto done;
+    if (add_message(msgs, "user", user, image_url)) goto done;
     if (json_object_set(req, "messages", msgs)) goto done;
     if (json_object_set_new(req, "temperature", json_real(temperature))) goto done;
     if (json_object_set_new(req, "seed", json_integer((json_int_t)seed))) goto done;
@@ -49,6 +52,11 @@ done:
     json_decref(msgs);
     json_decref(req);
     return out;
+}
+
+char *distill_chat_request(const char *model, const char *system, const char *user,
+                           double temperature, uint32_t seed, int max_tokens) {
+    return distill_chat_request_image(model, system, user, NULL, temperature, seed, max_tokens);
 }
 
 int distill_chat_content(const char *body, size_t len, char **content) {

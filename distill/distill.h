@@ -1,16 +1,23 @@
 /* distill/ — the teacher step: prompt an OpenAI-compatible chat endpoint with the
  * literal descriptions of an image and its regions, turn the replies into corpus
  * records (DESIGN.md §5). `vcm distill` (tools/cmd_distill.c) is a thin wrapper
- * around distill_run(). User documentation: docs/DISTILL.md.
+ * around distill_run(). The stage before, `vcm verbalize` (verbalize_run), asks a
+ * vision-language model for those descriptions through the same client.
+ * User documentation: docs/DISTILL.md.
  *
  * The public header of the folder. Parts:
  *   prompt.c, prompt_builtin.c  the prompt template: load, version, render
  *   words.c                     text -> words and region mentions
  *   reply.c                     an LLM's reply content -> records, drops by reason
  *   chat.c                      the /v1/chat/completions request and response bodies
- *   outfile.c                   the output corpus: resume, tail repair, atomic appends
- *   run.c                       the request scheduler (curl multi): parallel requests,
- *                               retries with backoff, budget, interruption, summary */
+ *   outfile.c                   the output file: resume, tail repair, atomic appends
+ *   client.c                    the request scheduler (curl multi) both commands share:
+ *                               parallel requests, retries with backoff, budget,
+ *                               interruption, the request counters
+ *   run.c                       distill's run: one job per image, records, summary
+ *   vlm.c                       the verbalizer's requests: crops, prompts, replies
+ *   verbalize.c                 `vcm verbalize`'s run: a job per image and per region,
+ *                               the described mapping lines, summary */
 #ifndef VCM_DISTILL_H
 #define VCM_DISTILL_H
 
@@ -111,6 +118,11 @@ char *distill_chat_url(const char *endpoint);
 /* The request body. system may be NULL. max_tokens <= 0: not sent. malloc'd JSON. */
 char *distill_chat_request(const char *model, const char *system, const char *user,
                            double temperature, uint32_t seed, int max_tokens);
+/* The same with an image: the user message's content is the parts
+ * [{"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": user}]
+ * (image_url NULL: a plain string, as above). */
+char *distill_chat_request_image(const char *model, const char *system, const char *user, const char *image_url,
+                                 double temperature, uint32_t seed, int max_tokens);
 /* choices[0].message.content of a response body. VCM_EINPUT with a message when the
  * body is not such a response. *content is malloc'd. */
 int distill_chat_content(const char *body, size_t len, char **content);
@@ -140,9 +152,17 @@ int distill_out_has(const DistillOut *o, const char *image);
 int distill_out_append(DistillOut *o, const char *image, const char *buf, size_t len);
 void distill_out_close(DistillOut *o);
 
-/* ================================================================ the run */
+/* ================================================================ the client
+ *
+ * The request scheduler `vcm distill` and `vcm verbalize` share. The caller hands out
+ * jobs (one request each: a body and a label) through next(); the client sends them,
+ * up to `parallel` at once, retries 429 / 408 / 5xx / timeouts / connection errors with
+ * backoff (Retry-After honoured), and reports each job's end: reply() with the
+ * reply's content, or ended() with why there is none. It stops on its own on
+ * 401/403/404 and on an endpoint that never answered (net->fatal), when the budget is
+ * spent, and on *o->stop (interruption). Details: docs/DISTILL.md. */
 
-/* Why an image failed (keys of the summary's "failures"). */
+/* Why a job failed (keys of the summary's "failures"). */
 enum {
     DISTILL_FAIL_GAVE_UP,        /* 429 / 5xx / timeout / connection error, retries spent */
     DISTILL_FAIL_HTTP,           /* another HTTP status (400, ...): not retried */
@@ -151,16 +171,19 @@ enum {
     DISTILL_N_FAILS
 };
 const char *distill_fail_name(int reason);
+/* ended()'s reason when the job was not finished (interruption, budget, a fatal stop):
+ * it is left for a re-run. (DISTILL_DONE is internal: reply() had the job.) */
+enum { DISTILL_PENDING = -1, DISTILL_DONE = -2 };
 
 typedef struct DistillOptions {
     const char *endpoint;        /* see distill_chat_url */
     const char *model;
     const char *api_key;         /* NULL: no Authorization header */
-    const char *source;          /* NULL: "vcm_distill_<prompt version>" */
+    const char *source;          /* distill: NULL = "vcm_distill_<prompt version>" */
     int parallel;                /* requests in flight (>= 1) */
     long max_requests;           /* HTTP requests in all, retries included; <= 0: no limit */
-    int retries;                 /* extra attempts per image after a retryable failure */
-    int per_image;               /* triples asked for per image */
+    int retries;                 /* extra attempts per job after a retryable failure */
+    int per_image;               /* distill: triples asked for per image */
     int max_tokens;              /* <= 0: not sent */
     double timeout;              /* seconds per request */
     double backoff;              /* first retry delay in seconds; doubles each retry */
@@ -173,15 +196,67 @@ typedef struct DistillOptions {
     volatile sig_atomic_t *stop;
 } DistillOptions;
 
+/* distill's defaults (vcm verbalize changes a few: see verbalize_options_default). */
 void distill_options_default(DistillOptions *o);
+
+typedef struct DistillJob {
+    long item;      /* the caller's: which unit of work (the mapping entry) */
+    int part;       /* the caller's: which request of it (verbalize: -1 global, k region k) */
+    char *body;     /* the request body: malloc'd by next(), freed by the client */
+    char *label;    /* the job in messages ("IMAGE", "IMAGE region 2"): malloc'd, freed by the client */
+} DistillJob;
+
+typedef struct DistillNet {      /* what the client counts */
+    long requests, retries, timeouts, http_429, http_5xx, conn_errors;
+    int interrupted;             /* *o->stop was seen */
+    int budget_spent;            /* max_requests reached */
+    int fatal;                   /* stopped early: 401/403/404, endpoint unreachable, ... */
+} DistillNet;
+
+typedef struct DistillClient {
+    const char *tool;            /* prefix of the log lines on stderr ("distill") */
+    void *ctx;
+    /* Fill *job with the next request: 1; nothing left: 0; an error of the caller's
+     * (vcm_fail'd): -VCM_ERR or -VCM_EINPUT, which stops the run with that code. */
+    int (*next)(void *ctx, DistillJob *job);
+    /* A 2xx chat completion's content. Not VCM_OK: stops the run with that code. */
+    int (*reply)(void *ctx, const DistillJob *job, const char *content);
+    /* The job ended without a reply: a DISTILL_FAIL_* or DISTILL_PENDING. */
+    void (*ended)(void *ctx, const DistillJob *job, int reason);
+    /* Every 10 s and at the end (may be NULL). */
+    void (*progress)(void *ctx, const DistillNet *net, double seconds);
+} DistillClient;
+
+/* Endpoint and model present, an http(s) URL. VCM_EINPUT with the problem. */
+int distill_client_check(const DistillOptions *o);
+/* Send every job next() hands out. VCM_OK when the run went to its end (or to an
+ * interruption / the budget: see net), VCM_ERR on a fatal stop (net->fatal, message
+ * set), or the code of a failing callback; every job given out has been reported. */
+int distill_client_run(const DistillOptions *o, const DistillClient *c, DistillNet *net);
+/* The seed sent with a request: from seed, the image name and part only, so it does
+ * not depend on the order of jobs. part < 0: the image's one request (distill);
+ * verbalize: 0 for the global caption, k + 1 for the region at index k. */
+uint32_t distill_request_seed(uint64_t seed, const char *image, int part);
+/* Adds "requests", "retries", "timeouts", "http_429", "http_5xx", "connection_errors". */
+int distill_net_json(json_t *obj, const DistillNet *n);
+/* The fields both runs' summaries end with: "failures" (fails, taken; NULL: null),
+ * "repaired_partial_line_bytes", "interrupted", "budget_exhausted", "fatal". Nonzero
+ * if one could not be set. */
+int distill_run_json_end(json_t *obj, json_t *fails, const DistillNet *n, long truncated_bytes, int budget_exhausted);
+/* "TOOL: message" on stderr. */
+void distill_log(const char *tool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+double distill_now(void);        /* monotonic seconds */
+
+/* ================================================================ the distill run */
 
 typedef struct DistillStats {
     long images, done, empty, skipped, duplicate, failed, pending;
-    long records, requests, retries, timeouts, http_429, http_5xx, conn_errors;
+    long records;
     long drops[DISTILL_N_DROPS];
     long failures[DISTILL_N_FAILS];
     long truncated_bytes;        /* partial last line repaired at start */
-    int interrupted, budget_exhausted, fatal;
+    int budget_exhausted;        /* the budget ran out with images left */
+    DistillNet net;              /* requests, retries, ..., interrupted, fatal */
 } DistillStats;
 
 /* Run the teacher over every entry of the map not yet in out_path. Returns VCM_OK when
@@ -192,5 +267,67 @@ int distill_run(const RegionMap *map, const DistillPrompt *prompt, const char *o
                 const DistillOptions *o, DistillStats *st);
 /* The summary as one JSON object (new reference). */
 json_t *distill_stats_json(const DistillStats *st, const char *source);
+
+/* ================================================================ verbalize
+ *
+ * The paper's first stage: literal descriptions of an image and of its regions, asked
+ * of a vision-language model behind the same kind of endpoint. For each image of a
+ * region mapping: one request with the whole image for the global caption, one per
+ * region with its crop; the replies become the line's "global" and
+ * "region_descriptions" (every other field of the line kept), appended to an output
+ * mapping once the image's requests are all answered. `vcm verbalize`
+ * (tools/cmd_verbalize.c) wraps verbalize_run(). User documentation: docs/DISTILL.md. */
+
+/* The built-in prompts (version "v1"), the text part of each request. */
+#define VERBALIZE_PROMPT_VERSION "v1"
+extern const char verbalize_prompt_global[];
+extern const char verbalize_prompt_region[];
+
+typedef struct VerbalizeOptions {
+    DistillOptions chat;         /* endpoint, parallel, retries, ...: the client's */
+    const char *images_root;     /* the mapping's image paths are relative to it (NULL: cwd) */
+    const char *global_prompt;   /* NULL: verbalize_prompt_global */
+    const char *region_prompt;   /* NULL: verbalize_prompt_region */
+    double pad;                  /* crop margin on each side, a fraction of the box's side */
+    int min_side;                /* a crop side shorter than this is widened (within the image) */
+    int max_side;                /* the sent image's longer side at most this (downscaled) */
+    int jpeg_quality;            /* 1..100 */
+    int keep_existing;           /* keep descriptions the line has; ask only the missing ones */
+    int skip_bad;                /* a bad image is skipped (counted) instead of refused */
+} VerbalizeOptions;
+
+/* chat as distill_options_default, but temperature 0 and max_tokens 128 (short literal
+ * text); pad 0.1, min_side 32, max_side 768, jpeg_quality 90. */
+void verbalize_options_default(VerbalizeOptions *o);
+
+/* The crop of a box (x0, y0, x1, y1 in pixel edges) in a W×H image, as
+ * rect = [cx0, cy0, cx1, cy1) (integer pixels, inside the image, non-empty):
+ *   cx0 = floor(x0 − pad·(x1 − x0)), cx1 = ceil(x1 + pad·(x1 − x0)), clamped to [0, W];
+ *   a side shorter than min(min_side, W) grows by the same on both sides (the extra
+ *   pixel at the end), shifted back inside the image; the same for y. */
+void verbalize_crop_rect(int W, int H, const RegionBox *b, double pad, int min_side, int rect[4]);
+/* The text of a reply: after a reasoning model's last "</think>", without code fences
+ * and surrounding quotes, whitespace runs made one space, trimmed; phrase != 0 (a
+ * region's description) also drops one trailing '.'. malloc'd ("" when nothing is
+ * left), NULL on out of memory. */
+char *verbalize_clean_reply(const char *content, int phrase);
+
+typedef struct VerbalizeStats {
+    long images, done, empty, skipped, duplicate, failed, pending, bad;
+    long globals, regions;       /* descriptions written */
+    long kept;                   /* descriptions kept (keep_existing) in the images written */
+    long failures[DISTILL_N_FAILS];
+    long truncated_bytes;        /* partial last line repaired at start */
+    int budget_exhausted;
+    DistillNet net;
+} VerbalizeStats;
+
+/* Describe every image of map not yet in out_path (a plain .jsonl, created, resumed:
+ * an image is done when a line of the file has it). Before any request, every image to
+ * do is checked (regionmap_check_image: exists, decodes, boxes inside): a bad one is
+ * VCM_EINPUT "MAP:LINE: image \"X\": problem" (skip_bad: counted in stats->bad and left
+ * out). Returns as distill_run; the stats are filled in every case. */
+int verbalize_run(RegionMap *map, const VerbalizeOptions *o, const char *out_path, VerbalizeStats *st);
+json_t *verbalize_stats_json(const VerbalizeStats *st, const VerbalizeOptions *o);
 
 #endif

@@ -278,6 +278,19 @@ echo "- roi beats the text-only baseline on other-region items (unfiltered / cri
 echo "- roi beats draw on other-region items (unfiltered): $(better a_roi a_draw accuracy_other_region)"
 echo "- roi beats none on the grounding items (unfiltered): $(better a_roi a_none accuracy_grounding)"
 echo
+echo "## The paper's own figures (for a real run to compare to)"
+echo
+echo "Not from this script: the figures Park et al. (2023) report (their results table, as"
+echo "quoted in issue 15; the abstract states none), for \`vcm eval --vcr\` on VCR's val.jsonl"
+echo "(docs/INFERENCE.md) with a real model; theirs are zero-shot, with their own scoring."
+echo
+echo "| model (the paper's) | VCR Q→A | VCR QA→R | VCR Q→AR |"
+echo "|---|---|---|---|"
+echo "| BLIP-2 ViT-G, zero-shot | 56.1 | 49.8 | 28.0 |"
+echo "| BLIP-2 ViT-G + LSKD | 59.0 | 56.4 | 33.4 |"
+echo
+echo "Sherlock comparison (the paper's): 19.5 → 29.7 with LSKD."
+echo
 echo "## Time"
 echo
 echo "| job | seconds | final loss |"

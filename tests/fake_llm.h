@@ -2,8 +2,10 @@
  * (ephemeral port) that answers POSTs like an OpenAI-compatible chat endpoint.
  *
  * Each request is routed by a "case:NAME" tag the test puts in the prompt (the image's
- * global description); the test's handler gets the case name and the attempt number
- * (1 for the first request of that case, ...) and returns the reply. The server keeps
+ * global description), or by the test's router when it gives one (vcm verbalize's
+ * prompts are fixed: its test routes by the request's seed and checks the image);
+ * the test's handler gets the case name and the attempt number (1 for the first
+ * request of that case, ...) and returns the reply. The server keeps
  * per-case counts and arrival times for the assertions.
  *
  * Bounded: one thread per connection, at most FAKE_MAX_CONN connections in its life,
@@ -27,7 +29,7 @@
 #include <unistd.h>
 
 #define FAKE_MAX_CONN 1024
-#define FAKE_MAX_CASES 64
+#define FAKE_MAX_CASES 256
 #define FAKE_MAX_TIMES 16
 
 typedef struct FakeReply {
@@ -39,6 +41,8 @@ typedef struct FakeReply {
 } FakeReply;
 
 typedef FakeReply (*FakeHandler)(const char *case_name, int attempt);
+/* The case name of a request body (NUL-terminated) into name[cap]. */
+typedef void (*FakeRouter)(const char *body, char *name, size_t cap);
 
 typedef struct FakeCase {
     char name[64];
@@ -51,6 +55,7 @@ typedef struct FakeCase {
 typedef struct FakeLLM {
     int port, fd;
     FakeHandler handler;
+    FakeRouter router;          /* NULL: the "case:" tag */
     double deadline;
     _Atomic int stop;
     pthread_t accept_thread;
@@ -136,7 +141,8 @@ static void *fake_serve_conn(void *arg) {
     if (!buf || !hdr_end) { free(buf); close(fd); return NULL; }
     const char *body = hdr_end + 4;
     char name[64] = "none";
-    const char *tag = strstr(body, "case:");
+    const char *tag = s->router ? NULL : strstr(body, "case:");
+    if (s->router) s->router(body, name, sizeof name);
     if (tag) {
         int k = 0;
         for (const char *p = tag + 5; k < 63 && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'); p++)
@@ -212,10 +218,11 @@ static void *fake_accept_loop(void *arg) {
     return NULL;
 }
 
-/* Start on 127.0.0.1, port chosen by the kernel. 0 ok, -1 failure. */
-static int fake_llm_start(FakeLLM *s, FakeHandler h, double lifetime) {
+/* Start on 127.0.0.1, port chosen by the kernel; router may be NULL. 0 ok, -1 failure. */
+static int fake_llm_start_routed(FakeLLM *s, FakeHandler h, FakeRouter router, double lifetime) {
     memset(s, 0, sizeof *s);
     s->handler = h;
+    s->router = router;
     s->deadline = fake_now() + lifetime;
     pthread_mutex_init(&s->mu, NULL);
     s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -236,6 +243,10 @@ static int fake_llm_start(FakeLLM *s, FakeHandler h, double lifetime) {
     s->port = ntohs(a.sin_port);
     if (pthread_create(&s->accept_thread, NULL, fake_accept_loop, s)) { close(s->fd); return -1; }
     return 0;
+}
+
+static inline int fake_llm_start(FakeLLM *s, FakeHandler h, double lifetime) {
+    return fake_llm_start_routed(s, h, NULL, lifetime);
 }
 
 static void fake_llm_stop(FakeLLM *s) {

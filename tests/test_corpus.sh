@@ -6,19 +6,6 @@
 D=tests/data
 IMG=${VCM_SKIMAGE_DATA:-/usr/lib/python3/dist-packages/skimage/data}
 
-# check_msg NAME RC TEXT CMD...: exits with RC and stderr contains TEXT (fixed string).
-check_msg() {
-    name=$1; rc=$2; text=$3; shift 3
-    "$@" >"$TMP/out" 2>"$TMP/err"; got=$?
-    if [ "$got" != "$rc" ]; then fail "$name" "exit $got, wanted $rc: $(head -c 600 "$TMP/err")"
-    elif ! grep -Fq -- "$text" "$TMP/err"; then fail "$name" "stderr lacks \"$text\": $(head -c 600 "$TMP/err")"
-    else ok "$name"; fi
-}
-# out_has NAME TEXT: the last command's stdout contains TEXT.
-out_has() {
-    if grep -Fq -- "$2" "$TMP/out"; then ok "$1"; else fail "$1" "stdout lacks $2: $(head -c 600 "$TMP/out")"; fi
-}
-
 # ---- help and usage
 check "corpus --help" $VCM corpus --help
 out_has "corpus --help lists validate" "validate"
@@ -26,7 +13,9 @@ for sub in validate stats index get; do
     check "corpus $sub --help" $VCM corpus $sub --help
     out_has "corpus $sub --help usage" "usage: vcm corpus $sub"
 done
-check_msg "validate needs --regions" 2 "--regions is required" $VCM corpus validate $D/lskd_corpus.jsonl
+check_msg "validate needs --regions for records without references" 2 \
+    "lskd_corpus.jsonl:1: image \"astronaut.png\": the record has no \"references\" and no region mapping was given (--regions)" \
+    $VCM corpus validate $D/lskd_corpus.jsonl
 check_msg "validate needs a file" 2 "expected one FILE" $VCM corpus validate --regions $D/lskd_regions.jsonl
 check_msg "no subcommand" 2 "usage: vcm corpus" $VCM corpus
 check_msg "unknown subcommand" 2 "unknown subcommand 'frobnicate'" $VCM corpus frobnicate

@@ -7,46 +7,9 @@
 #include "tensor/tensor.h"
 #include "tests/fake_llm.h"
 #include "tests/test.h"
+#include "tests/vcm_run.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-
-static char tmpdir[64];
-
-static char *tmp_path(const char *name) {
-    static char bufs[16][256];
-    static int k;
-    char *b = bufs[k++ % 16];
-    snprintf(b, 256, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    if (len) *len = b ? (size_t)n : 0;
-    return b;
-}
-
-static void write_file(const char *path, const char *text, const char *mode) {
-    FILE *f = fopen(path, mode);
-    if (f) { fputs(text, f); fclose(f); }
-}
-
-/* The JSON value is the string s (NULL-safe, so a missing summary fails, not crashes). */
-static int jstr_is(const json_t *v, const char *s) {
-    const char *t = json_string_value(v);
-    return t && !strcmp(t, s);
-}
 
 static int json_eq_text(const json_t *v, const char *text) {
     json_t *w = json_loads(text, JSON_DECODE_ANY, NULL);
@@ -97,7 +60,7 @@ static void test_prompt_builtin_and_render(void) {
     CHECK(p.version && !strcmp(p.version, "v1"));
     CHECK(p.system != NULL && p.user != NULL);
     /* the embedded text is the file in the repository, byte for byte */
-    char *file = slurp("distill/prompt_v1.txt", NULL);
+    char *file = vr_slurp("distill/prompt_v1.txt", NULL);
     CHECK(file && !strcmp(file, distill_prompt_builtin()));
     free(file);
     char *sys, *user;
@@ -295,7 +258,7 @@ static void test_chat_url_and_bodies(void) {
                             "[{\"role\": \"system\", \"content\": \"sys\"}, {\"role\": \"user\", \"content\": \"user \\\"q\\\"\"}]"));
     CHECK(json_integer_value(json_object_get(j, "seed")) == 42);
     CHECK(json_integer_value(json_object_get(j, "max_tokens")) == 100);
-    CHECK(jstr_is(json_object_get(j, "model"), "m1"));
+    CHECK(vr_jstr_is(json_object_get(j, "model"), "m1"));
     json_decref(j);
     free(req);
     char *c;
@@ -309,8 +272,8 @@ static void test_chat_url_and_bodies(void) {
 }
 
 static void test_outfile_repairs_tail_and_remembers_images(void) {
-    const char *path = tmp_path("unit_out.jsonl");
-    write_file(path, "{\"image\": \"a\", \"x\": 1}\n\n{\"image\": \"b\"}\n{\"image\": \"c\", \"que", "w");
+    const char *path = vr_path("unit_out.jsonl");
+    vr_write(path, "{\"image\": \"a\", \"x\": 1}\n\n{\"image\": \"b\"}\n{\"image\": \"c\", \"que", "w");
     DistillOut o;
     CHECK(distill_out_open(path, NULL, &o) == VCM_OK);
     CHECK(o.truncated_bytes == 19 && o.n_lines == 3);
@@ -323,18 +286,18 @@ static void test_outfile_repairs_tail_and_remembers_images(void) {
     CHECK(distill_out_has(&o, "c"));
     CHECK(distill_out_append(&o, "d", "no newline", 10) != VCM_OK);
     distill_out_close(&o);
-    char *text = slurp(path, NULL);
+    char *text = vr_slurp(path, NULL);
     CHECK(text && !strcmp(text, "{\"image\": \"a\", \"x\": 1}\n\n{\"image\": \"b\"}\n{\"image\": \"c\"}\n"));
     free(text);
     /* only the records of the run's source make an image done */
-    write_file(path, "{\"image\": \"a\", \"source\": \"s1\"}\n{\"image\": \"b\", \"source\": \"s2\"}\n{\"image\": \"c\"}\n", "w");
+    vr_write(path, "{\"image\": \"a\", \"source\": \"s1\"}\n{\"image\": \"b\", \"source\": \"s2\"}\n{\"image\": \"c\"}\n", "w");
     CHECK(distill_out_open(path, "s1", &o) == VCM_OK);
     CHECK(distill_out_has(&o, "a") && !distill_out_has(&o, "b") && !distill_out_has(&o, "c"));
     distill_out_close(&o);
-    write_file(path, "{\"image\": \"a\"}\n{\"image\": 3}\n", "w");
+    vr_write(path, "{\"image\": \"a\"}\n{\"image\": 3}\n", "w");
     CHECK(distill_out_open(path, NULL, &o) == VCM_EINPUT);
     CHECK_STR_CONTAINS(vcm_error(), "unit_out.jsonl:2:1:");
-    write_file(path, "{\"image\": \"a\"}\nnot json\n", "w");
+    vr_write(path, "{\"image\": \"a\"}\nnot json\n", "w");
     CHECK(distill_out_open(path, NULL, &o) == VCM_EINPUT);
     CHECK_STR_CONTAINS(vcm_error(), "unit_out.jsonl:2:");
 }
@@ -403,96 +366,17 @@ static void write_map(const char *path, const char *const *cases, int n) {
     fclose(f);
 }
 
-typedef struct VcmRun { int code; char *out, *err; double secs; } VcmRun;
-
-static void vcm_run_free(VcmRun *r) { free(r->out); free(r->err); memset(r, 0, sizeof *r); }
-
-static long count_lines(const char *path) {
-    char *t = slurp(path, NULL);
-    long n = 0;
-    for (char *p = t; p && *p; p++) n += *p == '\n';
-    free(t);
-    return n;
-}
-
-/* Run `vcm distill ARGS...` with stdout/stderr captured. When signal_at_lines > 0,
- * send sig once `watch` holds that many lines; when signal_after_s > 0, send it that
- * long after the start, n_signals times 0.2 s apart. */
-static VcmRun run_vcm_ex(const char *const *args, const char *api_key, const char *watch,
-                         long signal_at_lines, double signal_after_s, int n_signals, int sig) {
-    VcmRun r = {-1, NULL, NULL, 0};
-    const char *bin = getenv("VCM_BIN") ? getenv("VCM_BIN") : "build/vcm";
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = "distill";
-    for (; args[n - 2] && n < 63; n++) argv[n] = (char *)args[n - 2];
-    argv[n] = NULL;
-    const char *out_path = tmp_path("run.stdout"), *err_path = tmp_path("run.stderr");
-    double t0 = fake_now();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0) _exit(121);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (api_key) setenv("VCM_API_KEY", api_key, 1); else unsetenv("VCM_API_KEY");
-        execv(bin, argv);
-        _exit(127);
-    }
-    int status = 0, sent = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        double el = fake_now() - t0;
-        if (el > 40) { kill(pid, SIGKILL); waitpid(pid, &status, 0); break; }
-        if (signal_at_lines > 0 && !sent && count_lines(watch) >= signal_at_lines) {
-            kill(pid, sig);
-            sent = 1;
-        }
-        if (signal_after_s > 0 && sent < n_signals && el >= signal_after_s + 0.2 * sent) {
-            kill(pid, sig);
-            sent++;
-        }
-        usleep(5000);
-    }
-    r.secs = fake_now() - t0;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp(out_path, NULL);
-    r.err = slurp(err_path, NULL);
-    /* under the sanitizer build, a leak or an error in vcm shows here */
-    CHECK_MSG(!r.err || !strstr(r.err, "Sanitizer"), "%.3000s", r.err);
-    return r;
-}
-
+/* `vcm distill ARGS...`; sig once `watch` holds signal_at_lines lines (0: never). */
 static VcmRun run_vcm(const char *const *args, const char *api_key, const char *watch,
                       long signal_at_lines, int sig) {
-    return run_vcm_ex(args, api_key, watch, signal_at_lines, 0, 0, sig);
-}
-
-static long jget(json_t *o, const char *path) {   /* "images.done" */
-    char key[64];
-    const char *dot = strchr(path, '.');
-    if (dot) {
-        snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
-        return jget(json_object_get(o, key), dot + 1);
-    }
-    json_t *v = json_object_get(o, path);
-    return json_is_boolean(v) ? json_is_true(v) : json_is_integer(v) ? (long)json_integer_value(v) : -999;
-}
-
-static json_t *summary_of(const VcmRun *r) {
-    json_t *s = r->out ? json_loads(r->out, 0, NULL) : NULL;
-    if (!s) fprintf(stderr, "  no JSON summary on stdout: %s\n  stderr: %.2000s\n", r->out ? r->out : "(none)", r->err ? r->err : "");
-    return s;
+    return vcm_run("distill", args, api_key, watch, signal_at_lines, 0, 0, sig);
 }
 
 /* Every line of the corpus parses and carries the record fields; returns the
  * number of lines, -1 if one is bad. Images seen are counted into *n_images. */
 static long check_corpus(const char *path, int *n_images) {
     size_t len;
-    char *t = slurp(path, &len);
+    char *t = vr_slurp(path, &len);
     if (!t) return -1;
     if (len && t[len - 1] != '\n') { free(t); return -1; }
     long n = 0;
@@ -506,7 +390,7 @@ static long check_corpus(const char *path, int *n_images) {
                  json_is_array(json_object_get(r, "question")) && json_is_array(json_object_get(r, "answer")) &&
                  json_is_array(json_object_get(r, "rationale")) && json_array_size(json_object_get(r, "region")) > 0 &&
                  json_array_size(json_object_get(r, "region_all")) == 3 &&
-                 jstr_is(json_object_get(r, "split"), "train") &&
+                 vr_jstr_is(json_object_get(r, "split"), "train") &&
                  !json_object_get(indexes, idx);
         if (ok) {
             json_object_set_new(indexes, idx, json_true());
@@ -527,26 +411,26 @@ static const char *const main_cases[] = {"good", "fenced", "malformed", "badids"
                                          "scalar", "prose", "r429", "r500", "stall", "truncated"};
 
 static void test_cli_replies_retries_and_drops(void) {
-    const char *map = tmp_path("main_map.jsonl"), *out = tmp_path("main_out.jsonl");
+    const char *map = vr_path("main_map.jsonl"), *out = vr_path("main_out.jsonl");
     write_map(map, main_cases, 12);
     const char *args[] = {"--regions", map, "--endpoint", endpoint, "--model", "fake-model", "--out", out,
                           "--parallel", "4", "--retries", "2", "--timeout", "1", "--backoff", "0.05", NULL};
     VcmRun r = run_vcm(args, NULL, NULL, 0, 0);
     CHECK_MSG(r.code == 1, "exit %d (one image failed: want 1)\n%s", r.code, r.err);
-    json_t *s = summary_of(&r);
+    json_t *s = vr_summary(&r);
     CHECK(s != NULL);
-    CHECK(jget(s, "records") == 12);
-    CHECK(jget(s, "images.total") == 12 && jget(s, "images.done") == 8 && jget(s, "images.empty") == 3);
-    CHECK(jget(s, "images.failed") == 1 && jget(s, "images.skipped") == 0 && jget(s, "images.pending") == 0);
-    CHECK(jget(s, "requests") == 16 && jget(s, "retries") == 4);
-    CHECK(jget(s, "timeouts") == 1 && jget(s, "http_429") == 1 && jget(s, "http_5xx") == 3);
-    CHECK(jget(s, "failures.gave_up") == 1);
-    CHECK(jget(s, "drops.bad_json") == 1 && jget(s, "drops.not_a_list") == 1 && jget(s, "drops.no_json") == 1);
-    CHECK(jget(s, "drops.unknown_region") == 2 && jget(s, "drops.missing_field") == 1);
-    CHECK(jget(s, "drops.empty_field") == 1 && jget(s, "drops.not_a_string") == 1);
-    CHECK(jget(s, "drops.not_an_object") == 1 && jget(s, "drops.no_region") == 1 && jget(s, "drops.duplicate") == 1);
-    CHECK(jget(s, "interrupted") == 0 && jget(s, "budget_exhausted") == 0);
-    CHECK(jstr_is(json_object_get(s, "source"), "vcm_distill_v1"));
+    CHECK(vr_jget(s, "records") == 12);
+    CHECK(vr_jget(s, "images.total") == 12 && vr_jget(s, "images.done") == 8 && vr_jget(s, "images.empty") == 3);
+    CHECK(vr_jget(s, "images.failed") == 1 && vr_jget(s, "images.skipped") == 0 && vr_jget(s, "images.pending") == 0);
+    CHECK(vr_jget(s, "requests") == 16 && vr_jget(s, "retries") == 4);
+    CHECK(vr_jget(s, "timeouts") == 1 && vr_jget(s, "http_429") == 1 && vr_jget(s, "http_5xx") == 3);
+    CHECK(vr_jget(s, "failures.gave_up") == 1);
+    CHECK(vr_jget(s, "drops.bad_json") == 1 && vr_jget(s, "drops.not_a_list") == 1 && vr_jget(s, "drops.no_json") == 1);
+    CHECK(vr_jget(s, "drops.unknown_region") == 2 && vr_jget(s, "drops.missing_field") == 1);
+    CHECK(vr_jget(s, "drops.empty_field") == 1 && vr_jget(s, "drops.not_a_string") == 1);
+    CHECK(vr_jget(s, "drops.not_an_object") == 1 && vr_jget(s, "drops.no_region") == 1 && vr_jget(s, "drops.duplicate") == 1);
+    CHECK(vr_jget(s, "interrupted") == 0 && vr_jget(s, "budget_exhausted") == 0);
+    CHECK(vr_jstr_is(json_object_get(s, "source"), "vcm_distill_v1"));
     json_decref(s);
     CHECK_STR_CONTAINS(r.err, "img_r500_09.png: giving up after 3 requests: HTTP 500");
 
@@ -572,7 +456,7 @@ static void test_cli_replies_retries_and_drops(void) {
     /* the corpus: 12 complete records over the 8 images that gave any */
     int n_img = 0;
     CHECK(check_corpus(out, &n_img) == 12 && n_img == 8);
-    char *text = slurp(out, NULL);
+    char *text = vr_slurp(out, NULL);
     CHECK_STR_CONTAINS(text, "{\"image\": \"img_good_00.png\", \"source\": \"vcm_distill_v1\", \"split\": \"train\", "
                              "\"index\": \"vcm_distill_v1-0\", \"region\": [0, 1], \"region_all\": [0, 1, 2], "
                              "\"question\": [\"What\", \"is\", [0], \"for\", \"?\"]");
@@ -586,9 +470,9 @@ static void test_cli_replies_retries_and_drops(void) {
 
     /* run again: the images with records are skipped; the others are asked again */
     r = run_vcm(args, NULL, NULL, 0, 0);
-    s = summary_of(&r);
-    CHECK(s && jget(s, "images.skipped") == 8 && jget(s, "records") == 0 && jget(s, "images.empty") == 3);
-    CHECK(s && jget(s, "requests") == 6 && jget(s, "images.failed") == 1);
+    s = vr_summary(&r);
+    CHECK(s && vr_jget(s, "images.skipped") == 8 && vr_jget(s, "records") == 0 && vr_jget(s, "images.empty") == 3);
+    CHECK(s && vr_jget(s, "requests") == 6 && vr_jget(s, "images.failed") == 1);
     json_decref(s);
     CHECK(fake_case(&server, "r429").requests == 2 && fake_case(&server, "good").requests == 1);
     CHECK(check_corpus(out, NULL) == 12);
@@ -596,11 +480,11 @@ static void test_cli_replies_retries_and_drops(void) {
 
     /* a partial last line (an old writer died mid-line) is cut away and reported */
     const char *half = "{\"image\": \"img_x.png\", \"source\": \"vcm_dist";
-    write_file(out, half, "a");
+    vr_write(out, half, "a");
     r = run_vcm(args, NULL, NULL, 0, 0);
-    s = summary_of(&r);
-    CHECK(s && jget(s, "repaired_partial_line_bytes") == (long)strlen(half));
-    CHECK(s && jget(s, "images.skipped") == 8);
+    s = vr_summary(&r);
+    CHECK(s && vr_jget(s, "repaired_partial_line_bytes") == (long)strlen(half));
+    CHECK(s && vr_jget(s, "images.skipped") == 8);
     json_decref(s);
     CHECK_STR_CONTAINS(r.err, "cut away a partial last line");
     CHECK(check_corpus(out, NULL) == 12);
@@ -609,15 +493,15 @@ static void test_cli_replies_retries_and_drops(void) {
 
 static void test_cli_deterministic_and_key(void) {
     const char *const cases[] = {"good", "fenced", "objtop"};
-    const char *map = tmp_path("det_map.jsonl"), *out1 = tmp_path("det1.jsonl"), *out2 = tmp_path("det2.jsonl");
+    const char *map = vr_path("det_map.jsonl"), *out1 = vr_path("det1.jsonl"), *out2 = vr_path("det2.jsonl");
     write_map(map, cases, 3);
     const char *a1[] = {"--regions", map, "--endpoint", endpoint, "--model", "m", "--out", out1, "--parallel", "1", NULL};
     const char *a2[] = {"--regions", map, "--endpoint", endpoint, "--model", "m", "--out", out2, "--parallel", "1", NULL};
     VcmRun r1 = run_vcm(a1, "sekret-key", NULL, 0, 0);
     VcmRun r2 = run_vcm(a2, "sekret-key", NULL, 0, 0);
     CHECK(r1.code == 0 && r2.code == 0);
-    char *t1 = slurp(out1, NULL), *t2 = slurp(out2, NULL);
-    CHECK(t1 && t2 && !strcmp(t1, t2) && count_lines(out1) == 7);
+    char *t1 = vr_slurp(out1, NULL), *t2 = vr_slurp(out2, NULL);
+    CHECK(t1 && t2 && !strcmp(t1, t2) && vr_count_lines(out1) == 7);
     CHECK(r1.out && r2.out && !strcmp(r1.out, r2.out));
     free(t1); free(t2);
     CHECK(!strcmp(fake_case(&server, "objtop").auth, "Bearer sekret-key"));
@@ -627,37 +511,37 @@ static void test_cli_deterministic_and_key(void) {
 
 static void test_cli_budget_and_fatal(void) {
     const char *const cases[] = {"good", "good", "good", "good", "good", "good"};
-    const char *map = tmp_path("budget_map.jsonl"), *out = tmp_path("budget.jsonl");
+    const char *map = vr_path("budget_map.jsonl"), *out = vr_path("budget.jsonl");
     write_map(map, cases, 6);
     const char *args[] = {"--regions", map, "--endpoint", endpoint, "--model", "m", "--out", out,
                           "--parallel", "2", "--max-requests", "3", NULL};
     VcmRun r = run_vcm(args, NULL, NULL, 0, 0);
-    json_t *s = summary_of(&r);
+    json_t *s = vr_summary(&r);
     CHECK(r.code == 0);
-    CHECK(s && jget(s, "requests") == 3 && jget(s, "budget_exhausted") == 1);
-    CHECK(s && jget(s, "images.done") == 3 && jget(s, "images.pending") == 3 && jget(s, "records") == 9);
+    CHECK(s && vr_jget(s, "requests") == 3 && vr_jget(s, "budget_exhausted") == 1);
+    CHECK(s && vr_jget(s, "images.done") == 3 && vr_jget(s, "images.pending") == 3 && vr_jget(s, "records") == 9);
     json_decref(s);
     vcm_run_free(&r);
     /* the rest on a second run, within its budget: nothing left, not exhausted */
     const char *args2[] = {"--regions", map, "--endpoint", endpoint, "--model", "m", "--out", out,
                            "--parallel", "2", "--max-requests", "3", NULL};
     r = run_vcm(args2, NULL, NULL, 0, 0);
-    s = summary_of(&r);
-    CHECK(r.code == 0 && s && jget(s, "images.skipped") == 3 && jget(s, "images.done") == 3);
-    CHECK(s && jget(s, "budget_exhausted") == 0 && jget(s, "images.pending") == 0);
+    s = vr_summary(&r);
+    CHECK(r.code == 0 && s && vr_jget(s, "images.skipped") == 3 && vr_jget(s, "images.done") == 3);
+    CHECK(s && vr_jget(s, "budget_exhausted") == 0 && vr_jget(s, "images.pending") == 0);
     json_decref(s);
     vcm_run_free(&r);
     CHECK(check_corpus(out, NULL) == 18);
 
     /* 401: every request would fail the same way; stop at once, exit 1 */
     const char *const bad[] = {"unauth", "good", "good"};
-    const char *map2 = tmp_path("auth_map.jsonl"), *out2 = tmp_path("auth.jsonl");
+    const char *map2 = vr_path("auth_map.jsonl"), *out2 = vr_path("auth.jsonl");
     write_map(map2, bad, 3);
     const char *args3[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", out2, "--parallel", "1", NULL};
     r = run_vcm(args3, NULL, NULL, 0, 0);
-    s = summary_of(&r);
-    CHECK(r.code == 1 && s && jget(s, "fatal") == 1 && jget(s, "requests") == 1 && jget(s, "failures.http_error") == 1);
-    CHECK(s && jget(s, "images.pending") == 2);
+    s = vr_summary(&r);
+    CHECK(r.code == 1 && s && vr_jget(s, "fatal") == 1 && vr_jget(s, "requests") == 1 && vr_jget(s, "failures.http_error") == 1);
+    CHECK(s && vr_jget(s, "images.pending") == 2);
     CHECK_STR_CONTAINS(r.err, "HTTP 401");
     json_decref(s);
     vcm_run_free(&r);
@@ -674,9 +558,9 @@ static void test_cli_budget_and_fatal(void) {
     const char *args6[] = {"--regions", map2, "--endpoint", dead, "--model", "m", "--out", out2, "--parallel", "1",
                            "--retries", "2", "--backoff", "0.01", NULL};
     r = run_vcm(args6, NULL, NULL, 0, 0);
-    s = summary_of(&r);
-    CHECK(r.code == 1 && s && jget(s, "fatal") == 1 && jget(s, "requests") == 3 && jget(s, "connection_errors") == 3);
-    CHECK(s && jget(s, "images.failed") == 1 && jget(s, "images.pending") == 2);
+    s = vr_summary(&r);
+    CHECK(r.code == 1 && s && vr_jget(s, "fatal") == 1 && vr_jget(s, "requests") == 3 && vr_jget(s, "connection_errors") == 3);
+    CHECK(s && vr_jget(s, "images.failed") == 1 && vr_jget(s, "images.pending") == 2);
     CHECK_STR_CONTAINS(r.err, "cannot reach http://127.0.0.1:");
     json_decref(s);
     vcm_run_free(&r);
@@ -685,8 +569,8 @@ static void test_cli_budget_and_fatal(void) {
     const char *const br[] = {"badresp"};
     write_map(map2, br, 1);
     r = run_vcm(args3, NULL, NULL, 0, 0);
-    s = summary_of(&r);
-    CHECK(r.code == 1 && s && jget(s, "failures.bad_response") == 1 && jget(s, "fatal") == 0);
+    s = vr_summary(&r);
+    CHECK(r.code == 1 && s && vr_jget(s, "failures.bad_response") == 1 && vr_jget(s, "fatal") == 0);
     json_decref(s);
     vcm_run_free(&r);
 
@@ -701,13 +585,13 @@ static void test_cli_budget_and_fatal(void) {
     CHECK(r.code == 2);
     CHECK_STR_CONTAINS(r.err, "wants an http:// or https:// URL");
     vcm_run_free(&r);
-    const char *args8[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", tmp_path("x.jsonl.gz"), NULL};
+    const char *args8[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", vr_path("x.jsonl.gz"), NULL};
     r = run_vcm(args8, NULL, NULL, 0, 0);
     CHECK(r.code == 2);
     CHECK_STR_CONTAINS(r.err, "plain .jsonl");
     vcm_run_free(&r);
-    const char *pfile = tmp_path("bad_prompt.txt");
-    write_file(pfile, "hello {{nope}}\n", "w");
+    const char *pfile = vr_path("bad_prompt.txt");
+    vr_write(pfile, "hello {{nope}}\n", "w");
     const char *args5[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", out2, "--prompt", pfile, NULL};
     r = run_vcm(args5, NULL, NULL, 0, 0);
     CHECK(r.code == 2);
@@ -717,17 +601,17 @@ static void test_cli_budget_and_fatal(void) {
 
 static void test_cli_custom_prompt(void) {
     const char *const cases[] = {"good"};
-    const char *map = tmp_path("p_map.jsonl"), *out = tmp_path("p.jsonl"), *pfile = tmp_path("my_prompt.txt");
+    const char *map = vr_path("p_map.jsonl"), *out = vr_path("p.jsonl"), *pfile = vr_path("my_prompt.txt");
     write_map(map, cases, 1);
-    write_file(pfile, "@version mine-2\n@user\nImage {{image}}: {{global}}\n{{regions}}\nGive {{per_image}}.\n", "w");
+    vr_write(pfile, "@version mine-2\n@user\nImage {{image}}: {{global}}\n{{regions}}\nGive {{per_image}}.\n", "w");
     const char *args[] = {"--regions", map, "--endpoint", endpoint, "--model", "m", "--out", out,
                           "--prompt", pfile, "--per-image", "2", NULL};
     VcmRun r = run_vcm(args, NULL, NULL, 0, 0);
     CHECK(r.code == 0);
-    json_t *s = summary_of(&r);
-    CHECK(s && jstr_is(json_object_get(s, "source"), "vcm_distill_mine-2"));
+    json_t *s = vr_summary(&r);
+    CHECK(s && vr_jstr_is(json_object_get(s, "source"), "vcm_distill_mine-2"));
     json_decref(s);
-    char *t = slurp(out, NULL);
+    char *t = vr_slurp(out, NULL);
     CHECK_STR_CONTAINS(t, "\"source\": \"vcm_distill_mine-2\", \"split\": \"train\", \"index\": \"vcm_distill_mine-2-0\"");
     free(t);
     vcm_run_free(&r);
@@ -737,7 +621,7 @@ static void test_cli_custom_prompt(void) {
 static void test_cli_sigkill_and_sigint_leave_whole_lines(void) {
     const char *cases[24];
     for (int i = 0; i < 24; i++) cases[i] = "slow";
-    const char *map = tmp_path("slow_map.jsonl"), *out = tmp_path("slow.jsonl");
+    const char *map = vr_path("slow_map.jsonl"), *out = vr_path("slow.jsonl");
     write_map(map, cases, 24);
     const char *args[] = {"--regions", map, "--endpoint", endpoint, "--model", "m", "--out", out, "--parallel", "3", NULL};
     VcmRun r = run_vcm(args, NULL, out, 4, SIGKILL);
@@ -751,10 +635,10 @@ static void test_cli_sigkill_and_sigint_leave_whole_lines(void) {
     long before = lines;
     r = run_vcm(args, NULL, out, before + 3, SIGINT);
     CHECK_MSG(r.code == 130, "exit %d: %s", r.code, r.err);
-    json_t *s = summary_of(&r);
-    CHECK(s && jget(s, "interrupted") == 1 && jget(s, "images.skipped") == before);
-    CHECK(s && jget(s, "images.pending") > 0 && jget(s, "images.failed") == 0);
-    long done = s ? jget(s, "images.done") : -1;
+    json_t *s = vr_summary(&r);
+    CHECK(s && vr_jget(s, "interrupted") == 1 && vr_jget(s, "images.skipped") == before);
+    CHECK(s && vr_jget(s, "images.pending") > 0 && vr_jget(s, "images.failed") == 0);
+    long done = s ? vr_jget(s, "images.done") : -1;
     json_decref(s);
     lines = check_corpus(out, &n_img);
     CHECK_MSG(lines == before + done && n_img == lines, "%ld lines, %ld before + %ld done", lines, before, done);
@@ -762,16 +646,16 @@ static void test_cli_sigkill_and_sigint_leave_whole_lines(void) {
 
     /* a second SIGINT abandons the requests in flight (here: replies that hang 5 s) */
     const char *const hang[] = {"hang", "hang", "hang"};
-    const char *map2 = tmp_path("hang_map.jsonl"), *out2 = tmp_path("hang.jsonl");
+    const char *map2 = vr_path("hang_map.jsonl"), *out2 = vr_path("hang.jsonl");
     write_map(map2, hang, 3);
     const char *args2[] = {"--regions", map2, "--endpoint", endpoint, "--model", "m", "--out", out2, "--parallel", "2", NULL};
-    r = run_vcm_ex(args2, NULL, NULL, 0, 0.5, 2, SIGINT);
+    r = vcm_run("distill", args2, NULL, NULL, 0, 0.5, 2, SIGINT);
     CHECK_MSG(r.code == 130 && r.secs < 2.5, "exit %d after %.2f s", r.code, r.secs);
-    s = summary_of(&r);
-    CHECK(s && jget(s, "interrupted") == 1 && jget(s, "images.pending") == 3 && jget(s, "requests") == 2);
+    s = vr_summary(&r);
+    CHECK(s && vr_jget(s, "interrupted") == 1 && vr_jget(s, "images.pending") == 3 && vr_jget(s, "requests") == 2);
     json_decref(s);
     CHECK_STR_CONTAINS(r.err, "interrupt again to abandon");
-    CHECK(count_lines(out2) == 0);
+    CHECK(vr_count_lines(out2) == 0);
     vcm_run_free(&r);
 
     /* and a last run completes the set, each image exactly once */
@@ -782,8 +666,7 @@ static void test_cli_sigkill_and_sigint_leave_whole_lines(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/vcm_distill_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (vr_tmp_init("vcm_distill")) { perror("mkdtemp"); return 1; }
     RUN(test_words_split_punctuation_and_mentions);
     RUN(test_prompt_builtin_and_render);
     RUN(test_prompt_directives_and_errors);
@@ -816,8 +699,6 @@ int main(void) {
         perror("fake LLM");
         test_failed_++;
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    vr_tmp_remove();
     return test_summary();
 }

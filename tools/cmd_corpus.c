@@ -42,13 +42,6 @@ static void progress_end(const Progress *p) {
     if (p->printed) fputc('\n', stderr);
 }
 
-static json_t *reasons_json(const long *by_reason) {
-    json_t *o = json_object();
-    for (int k = 1; k < BAD_N; k++)
-        if (by_reason[k]) json_object_set_new(o, bad_reason_name(k), json_integer(by_reason[k]));
-    return o;
-}
-
 static void print_json(json_t *o) {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
     if (s) printf("%s\n", s);
@@ -60,31 +53,32 @@ static int cmd_validate(int argc, char **argv) {
     const char *regions = NULL, *images_root = NULL;
     int skip_bad = 0;
     Flag flags[] = {
-        {"regions", 's', &regions, "region-mapping file (.jsonl or .jsonl.gz) (required)"},
+        {"regions", 's', &regions, "region-mapping file (.jsonl or .jsonl.gz); not needed when every record has \"references\""},
         {"images-root", 's', &images_root, "directory the images are relative to: check sizes and decode them"},
         {"skip-bad", 'b', &skip_bad, "count bad records by reason instead of stopping at the first"},
         {0},
     };
     const char *pos[1];
     int np = 0;
-    int rc = flags_parse("usage: vcm corpus validate FILE --regions MAP [--images-root DIR] [--skip-bad]\n\n"
+    int rc = flags_parse("usage: vcm corpus validate FILE [--regions MAP] [--images-root DIR] [--skip-bad]\n\n"
                          "Check every record (corpus, annotation, multiple-choice): JSON syntax, field types,\n"
-                         "non-empty question/answer, region ids present in the mapping, boxes valid and inside\n"
-                         "the image, images decodable. Prints a JSON summary on stdout; exit 2 with\n"
-                         "FILE:LINE[:COL]: problem at the first bad record unless --skip-bad.",
+                         "non-empty question/answer, region ids present in the mapping (or in the record's own\n"
+                         "\"references\"), boxes valid and inside the image, images decodable. Prints a JSON\n"
+                         "summary on stdout; exit 2 with FILE:LINE[:COL]: problem at the first bad record\n"
+                         "unless --skip-bad.",
                          flags, argc, argv, pos, 1, &np);
     if (rc) return rc < 0 ? 0 : rc;
     if (np != 1) return tool_error("corpus validate", 2, "expected one FILE (see vcm corpus validate --help)");
-    RegionMap m;
-    if ((rc = regionmap_load(regions, &m, skip_bad, NULL)))
+    RegionMap m = {0};   /* no --regions: records must carry "references" */
+    if (regions && (rc = regionmap_load(regions, &m, skip_bad, NULL)))
         return tool_error("corpus validate", rc, "%s", vcm_error());
     CorpusCheck c;
     Progress pr = {"vcm corpus validate", now_s(), isatty(2), 0};
-    rc = corpus_validate(pos[0], &m, images_root, skip_bad, &c, on_progress, &pr);
+    rc = corpus_validate(pos[0], regions ? &m : NULL, images_root, skip_bad, &c, on_progress, &pr);
     progress_end(&pr);
     if (rc) {
         tool_error("corpus validate", rc, "%s", vcm_error());
-        regionmap_free(&m);
+        if (regions) regionmap_free(&m);
         return rc;
     }
     json_t *o = json_object();
@@ -95,17 +89,20 @@ static int cmd_validate(int argc, char **argv) {
     json_object_set_new(o, "kinds", json_pack("{s:I,s:I,s:I}", "corpus", (json_int_t)c.by_kind[REC_CORPUS],
                                               "annotation", (json_int_t)c.by_kind[REC_ANNOTATION], "mc",
                                               (json_int_t)c.by_kind[REC_MC]));
-    json_object_set_new(o, "bad_by_reason", reasons_json(c.bad_by_reason));
+    json_object_set_new(o, "bad_by_reason", bad_reasons_json(c.bad_by_reason));
     json_object_set_new(o, "images_checked", json_integer(c.images_checked));
-    json_t *mj = json_object();
-    json_object_set_new(mj, "file", json_string(regions));
-    json_object_set_new(mj, "images", json_integer(m.n));
-    json_object_set_new(mj, "skipped_lines", json_integer(m.n_skipped));
-    json_object_set_new(mj, "bad_by_reason", reasons_json(m.bad_by_reason));
+    json_object_set_new(o, "with_references", json_integer(c.with_references));
+    json_t *mj = regions ? json_object() : json_null();
+    if (regions) {
+        json_object_set_new(mj, "file", json_string(regions));
+        json_object_set_new(mj, "images", json_integer(m.n));
+        json_object_set_new(mj, "skipped_lines", json_integer(m.n_skipped));
+        json_object_set_new(mj, "bad_by_reason", bad_reasons_json(m.bad_by_reason));
+        regionmap_free(&m);
+    }
     json_object_set_new(o, "mapping", mj);
     print_json(o);
     json_decref(o);
-    regionmap_free(&m);
     return 0;
 }
 
@@ -244,29 +241,7 @@ int cmd_corpus(int argc, char **argv) {
                         "  stats     statistics of a corpus as one JSON object\n"
                         "  index     build the random-access index, report size, time and memory\n"
                         "  get       print records by number through the index\n";
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    /* argv[0] names the command in flag errors: "vcm corpus validate: ..." */
-    char **sub_argv = malloc((size_t)argc * sizeof *sub_argv);
-    if (!sub_argv) return tool_error("corpus", 1, "out of memory");
-    char name[64];
-    snprintf(name, sizeof name, "corpus %s", sub);
-    sub_argv[0] = name;
-    for (int i = 2; i < argc; i++) sub_argv[i - 1] = argv[i];
-    int rc = -1;
-    if (!strcmp(sub, "validate")) rc = cmd_validate(argc - 1, sub_argv);
-    else if (!strcmp(sub, "stats")) rc = cmd_stats(argc - 1, sub_argv);
-    else if (!strcmp(sub, "index")) rc = cmd_index(argc - 1, sub_argv);
-    else if (!strcmp(sub, "get")) rc = cmd_get(argc - 1, sub_argv);
-    free(sub_argv);
-    if (rc >= 0) return rc;
-    fprintf(stderr, "vcm corpus: unknown subcommand '%s'\n%s", sub, usage);
-    return 2;
+    static const SubCommand subs[] = {
+        {"validate", cmd_validate}, {"stats", cmd_stats}, {"index", cmd_index}, {"get", cmd_get}};
+    return tool_subcommand("corpus", usage, subs, 4, argc, argv);
 }

@@ -1,21 +1,12 @@
 /* vcm distill: the teacher step against an OpenAI-compatible chat endpoint.
- * Thin: flags, the region map, the prompt, signals; the work is distill_run(). */
-#include "distill/distill.h"
+ * Thin: flags, the region map, the prompt, signals (tools/chat_util.c, shared with
+ * vcm verbalize); the work is distill_run(). */
 #include "tensor/tensor.h"
-#include "tools/tools.h"
+#include "tools/chat_util.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The one piece of state a signal handler may touch. */
-static volatile sig_atomic_t distill_stop;
-
-static void on_signal(int sig) {
-    (void)sig;
-    if (distill_stop < 2) distill_stop++;
-}
 
 static const char usage_text[] =
     "usage: vcm distill --regions MAP.jsonl --endpoint URL --model NAME --out CORPUS.jsonl [flags]\n"
@@ -33,28 +24,20 @@ int cmd_distill(int argc, char **argv) {
     const char *regions = NULL, *out = NULL, *prompt_path = NULL;
     DistillOptions o;
     distill_options_default(&o);
-    int parallel = o.parallel, max_requests = 0, retries = o.retries, per_image = o.per_image;
-    int max_tokens = o.max_tokens, seed = (int)o.seed, skip_bad = 0, verbose = 0, show_prompt = 0;
-    double timeout = o.timeout, backoff = o.backoff, temperature = o.temperature;
+    ChatFlags cf;
+    chat_flags_init(&cf, &o);
+    int per_image = o.per_image, skip_bad = 0, show_prompt = 0;
     Flag flags[] = {
         {"regions", 's', &regions, "region mapping (.jsonl or .jsonl.gz): the images and their region descriptions"},
-        {"endpoint", 's', &o.endpoint, "server root (http://127.0.0.1:8080) or full chat-completions URL"},
-        {"model", 's', &o.model, "model name sent with each request"},
         {"out", 's', &out, "corpus to append to (created if missing; resumed if present)"},
         {"prompt", 's', &prompt_path, "prompt template file (default: the built-in distill/prompt_v1.txt)"},
         {"show-prompt", 'b', &show_prompt, "print the prompt template in use and exit"},
-        {"parallel", 'i', &parallel, "requests in flight (default 4)"},
-        {"max-requests", 'i', &max_requests, "stop after this many HTTP requests, retries included (default: no limit)"},
-        {"timeout", 'd', &timeout, "seconds per request before it is retried (default 120)"},
-        {"retries", 'i', &retries, "retries per image on 429, 5xx, timeouts, connection errors (default 4)"},
-        {"backoff", 'd', &backoff, "first retry delay in seconds, doubling, with jitter (default 1)"},
-        {"temperature", 'd', &temperature, "sampling temperature sent to the model (default 0.7)"},
-        {"seed", 'i', &seed, "seed: request seeds (per image) and retry jitter (default 1)"},
+        CHAT_FLAGS(o, cf, "image"),
+        {"temperature", 'd', &cf.temperature, "sampling temperature sent to the model (default 0.7)"},
         {"per-image", 'i', &per_image, "triples asked for per image (default 5)"},
-        {"max-tokens", 'i', &max_tokens, "max_tokens sent per request, 0 = not sent (default 1024)"},
+        {"max-tokens", 'i', &cf.max_tokens, "max_tokens sent per request, 0 = not sent (default 1024)"},
         {"source", 's', &o.source, "the records' source (default vcm_distill_<prompt version>)"},
         {"skip-bad", 'b', &skip_bad, "skip malformed lines of the region mapping instead of failing"},
-        {"verbose", 'b', &verbose, "a log line per image and per retry on stderr"},
         {NULL, 0, NULL, NULL}};
     int r = flags_parse(usage_text, flags, argc, argv, NULL, 0, NULL);
     if (r < 0) return 0;
@@ -73,13 +56,8 @@ int cmd_distill(int argc, char **argv) {
         return 0;
     }
     const char *missing = !regions ? "regions" : !o.endpoint ? "endpoint" : !o.model ? "model" : !out ? "out" : NULL;
-    const char *bad = parallel < 1 || parallel > 256 ? "--parallel wants 1..256"
-                    : retries < 0 || retries > 100 ? "--retries wants 0..100"
-                    : per_image < 1 || per_image > DISTILL_MAX_PER_IMAGE ? "--per-image wants 1..100"
-                    : !(timeout > 0) ? "--timeout wants seconds > 0"
-                    : !(backoff >= 0) ? "--backoff wants seconds >= 0"
-                    : !(temperature >= 0 && temperature <= 2) ? "--temperature wants 0..2"
-                    : max_requests < 0 ? "--max-requests wants a count >= 0" : NULL;
+    const char *bad = per_image < 1 || per_image > DISTILL_MAX_PER_IMAGE ? "--per-image wants 1..100"
+                                                                         : chat_flags_apply(&cf, &o);
     if (missing || bad) {
         distill_prompt_free(&prompt);
         if (missing) return tool_error("distill", 2, "--%s is required (see vcm distill --help)", missing);
@@ -90,18 +68,7 @@ int cmd_distill(int argc, char **argv) {
         distill_prompt_free(&prompt);
         return tool_error("distill", 2, "--out %s: the corpus is written as plain .jsonl (appends must stay line-atomic); gzip it when done", out);
     }
-    o.parallel = parallel;
-    o.max_requests = max_requests;
-    o.retries = retries;
     o.per_image = per_image;
-    o.max_tokens = max_tokens;
-    o.seed = (uint64_t)(uint32_t)seed;
-    o.timeout = timeout;
-    o.backoff = backoff;
-    o.temperature = temperature;
-    o.verbose = verbose;
-    o.api_key = getenv("VCM_API_KEY");
-    o.stop = &distill_stop;
 
     RegionMap map;
     long n_skipped = 0;
@@ -111,29 +78,15 @@ int cmd_distill(int argc, char **argv) {
     }
     if (n_skipped) fprintf(stderr, "vcm distill: %s: skipped %ld bad lines\n", regions, n_skipped);
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
+    chat_signals_install();
     DistillStats st;
     int rc = distill_run(&map, &prompt, out, &o, &st);
     char *err = rc ? strdup(vcm_error()) : NULL;
-
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    chat_signals_restore();
 
     char source[128];
     snprintf(source, sizeof source, "vcm_distill_%s", prompt.version);
-    json_t *sum = distill_stats_json(&st, o.source ? o.source : source);
-    if (sum) {
-        json_dumpf(sum, stdout, 0);
-        fputc('\n', stdout);
-        fflush(stdout);
-        json_decref(sum);
-    }
+    chat_print_summary(distill_stats_json(&st, o.source ? o.source : source));
     regionmap_free(&map);
     distill_prompt_free(&prompt);
     if (rc) {
@@ -141,6 +94,6 @@ int cmd_distill(int argc, char **argv) {
         free(err);
         return rc == VCM_EINPUT ? 2 : 1;
     }
-    if (st.interrupted) return 130;
+    if (st.net.interrupted) return 130;
     return st.failed ? 1 : 0;
 }

@@ -2,7 +2,8 @@
  * continuation of "question: … answer:"), accuracy overall, on the items whose
  * distractors are other regions' answers and on the grounding items (choices naming
  * different regions); with --open, the open-ended evaluation of what the model writes
- * (tools/eval_open.c); with --corpus, the teacher-forced perplexity. docs/INFERENCE.md. */
+ * (tools/eval_open.c); with --vcr, VCR's Q→A, QA→R and Q→AR (data/vcr.c makes two MC
+ * items of each line); with --corpus, the teacher-forced perplexity. docs/INFERENCE.md. */
 #include "tools/infer_util.h"
 
 #include <math.h>
@@ -10,7 +11,8 @@
 #include <string.h>
 
 static const char *USAGE =
-    "usage: vcm eval --model M.vcm [--tokenizer T.tok] [--mc ITEMS.jsonl] [--open OPEN.jsonl] --regions MAP.jsonl\n"
+    "usage: vcm eval --model M.vcm [--tokenizer T.tok] [--mc ITEMS.jsonl] [--open OPEN.jsonl] [--vcr VAL.jsonl]\n"
+    "                [--regions MAP.jsonl]\n"
     "                [--images-root DIR] [--corpus C.jsonl] [--score mean|sum] [--predictions OUT.jsonl]\n"
     "\n"
     "--mc: scores every choice of every multiple-choice item as the continuation of the prompt\n"
@@ -20,11 +22,21 @@ static const char *USAGE =
     "all the image's regions given, as vcm generate would, and judges the answer against the true\n"
     "one: \"open\": {n, refers (names the asked regions and no other), correct (is the true answer),\n"
     "first_id_prob (p of the true first answer token when it is a region id), literal, relational,\n"
-    "by_type}. At least one of --mc and --open. One JSON object on stdout; progress on stderr.";
+    "by_type}.\n"
+    "--vcr: VCR's val.jsonl (metadata files under --images-root), zero-shot by likelihood: \"vcr\": {n,\n"
+    "q_a (answer choices after the question), qa_r (rationale choices after the question and the right\n"
+    "answer), q_ar (both right)}. --mc also reads the LSKD release's evaluation items (text_input,\n"
+    "choices [{text_output}], label, references, answer_prefix): their accuracy is \"accuracy\".\n"
+    "Items that carry their own boxes (references, VCR) need no --regions.\n"
+    "At least one of --mc, --open and --vcr. One JSON object on stdout; progress on stderr.";
+
+/* What an item counts for: --mc accuracy, or VCR's Q→A / QA→R (Q→AR: both right). */
+enum { TASK_MC = 0, TASK_Q_A, TASK_QA_R };
 
 /* One item waiting for its choices to be scored. */
 typedef struct Item {
     long line;
+    int task;
     int label, other, grounding, n_choices, n_regions;
     float box[MODEL_MAX_REGIONS][4];
     float *chw;                  /* the model's image input */
@@ -47,6 +59,8 @@ typedef struct Eval {
     int cap_b;
     double *lp;
     long n, correct, n_other, correct_other, n_ground, correct_ground;
+    long vcr_n, vcr_q_a, vcr_qa_r, vcr_q_ar;   /* VCR items, and how many right of each */
+    int last_q_a;                /* the Q→A item finished last was right (its QA→R comes next) */
     FILE *pred;
 } Eval;
 
@@ -91,13 +105,23 @@ static void finish_item(Eval *e, Item *it) {
         if (score[k] > score[best]) best = k;   /* ties: the first */
     }
     int ok = best == it->label;
-    e->n++;
-    e->correct += ok;
-    if (it->other) { e->n_other++; e->correct_other += ok; }
-    if (it->grounding) { e->n_ground++; e->correct_ground += ok; }
+    if (it->task == TASK_Q_A) {
+        e->vcr_n++;
+        e->vcr_q_a += ok;
+        e->last_q_a = ok;
+    } else if (it->task == TASK_QA_R) {   /* finished right after its Q→A (queue order) */
+        e->vcr_qa_r += ok;
+        e->vcr_q_ar += ok && e->last_q_a;
+    } else {
+        e->n++;
+        e->correct += ok;
+        if (it->other) { e->n_other++; e->correct_other += ok; }
+        if (it->grounding) { e->n_ground++; e->correct_ground += ok; }
+    }
     if (e->pred) {
-        fprintf(e->pred, "{\"line\":%ld,\"label\":%d,\"pred\":%d,\"correct\":%s,\"other_region\":%s,\"scores\":[",
-                it->line, it->label, best, ok ? "true" : "false", it->other ? "true" : "false");
+        static const char *task[] = {"", "\"task\":\"q_a\",", "\"task\":\"qa_r\","};
+        fprintf(e->pred, "{\"line\":%ld,%s\"label\":%d,\"pred\":%d,\"correct\":%s,\"other_region\":%s,\"scores\":[",
+                it->line, task[it->task], it->label, best, ok ? "true" : "false", it->other ? "true" : "false");
         for (int k = 0; k < it->n_choices; k++) {
             if (k) fputc(',', e->pred);
             json_put_number(e->pred, score[k]);
@@ -219,93 +243,149 @@ static int at_line(int rc, const char *mc, long line, int choice) {
     return vcm_fail(rc, "%s:%ld: %s", mc, line, msg);
 }
 
-/* Parse, check and queue one item; VCM_EINPUT (message with FILE:LINE) for a bad one. */
-static int add_item(Eval *e, const char *mc, const JsonlLine *ln, const RegionMap *map, ImageCache *cache,
-                    const char *root, uint8_t *rgb) {
+/* The current error with " (note)" after it (copied first: vcm_fail formats into it). */
+static int add_note(int rc, const char *note) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", vcm_error());
+    return vcm_fail(rc, "%s (%s)", msg, note);
+}
+
+/* Check one parsed MC record and make its item and its sequences (nothing queued yet):
+ * regions, image, example, tokens. VCM_EINPUT (message with FILE:LINE) for a bad one. */
+static int prepare_item(Eval *e, const char *mc, long line, const Record *rec, const RegionMap *map, ImageCache *cache,
+                        const char *root, uint8_t *rgb, Item *it, Seq **seqs_out) {
     const ModelConfig *c = &e->m->cfg;
-    Record rec;
     int reason = 0;
-    int rc = record_parse(ln, REC_MC, &rec, &reason);
-    if (rc) return rc;
     Example ex;
     memset(&ex, 0, sizeof ex);
-    Item it;
-    memset(&it, 0, sizeof it);
-    rc = record_check_regions(&rec, mc, map, &reason);
-    const RegionEntry *ent = rc ? NULL : regionmap_find(map, rec.image);
+    memset(it, 0, sizeof *it);
+    *seqs_out = NULL;
+    int rc = record_check_regions(rec, mc, map, &reason);
+    const RegionEntry *ent = rc ? NULL : record_regions(rec, map);   /* its references, else the mapping's */
     int ow = c->image, oh = c->image, text_only = c->region_input == REGION_INPUT_TEXT;
     uint64_t rng = 0;   /* EXAMPLE_EVAL draws nothing */
     if (!rc && !text_only) {   /* the text-only baseline never opens the image */
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", root, rec.image);
+        snprintf(path, sizeof path, "%s/%s", root, rec->image);
         if ((rc = image_cache_get(cache, path, c->image, rgb, &ow, &oh)))
-            rc = at_line(rc, mc, ln->line_no, -1);
+            rc = at_line(rc, mc, line, -1);
+        /* boxes of the item's own: in the image, and in the size they were given for */
+        else if (rec->references && rec->references->img_w > 0 &&
+                 (ow != rec->references->img_w || oh != rec->references->img_h))
+            rc = vcm_fail(VCM_EINPUT, "%s:%ld: image \"%s\" is %dx%d, but its metadata gives %dx%d", mc, line,
+                          rec->image, ow, oh, rec->references->img_w, rec->references->img_h);
+        else rc = record_check_boxes(rec, mc, ow, oh, &reason);
     }
     /* text-only: question and choices with each [k] replaced by its description */
-    if (!rc && (rc = example_build(&rec, ent, ow, oh, c->image, c->image, &rng,
+    if (!rc && (rc = example_build(rec, ent, ow, oh, c->image, c->image, &rng,
                                    EXAMPLE_EVAL | (text_only ? EXAMPLE_DESCRIBE : 0), &ex)))
-        rc = at_line(rc, mc, ln->line_no, -1);
-    if (!rc && ex.n_choices > 64) rc = vcm_fail(VCM_EINPUT, "%s:%ld: %d choices (at most 64)", mc, ln->line_no, ex.n_choices);
+        rc = at_line(rc, mc, line, -1);
+    if (!rc && ex.n_choices > 64) rc = vcm_fail(VCM_EINPUT, "%s:%ld: %d choices (at most 64)", mc, line, ex.n_choices);
     if (!rc) {
-        it.line = ln->line_no;
-        it.label = rec.label;
-        it.other = rec.distractor_other_region == 1;
-        it.grounding = rec.grounding == 1;
-        it.n_choices = ex.n_choices;
-        it.n_regions = ex.n_regions > MODEL_MAX_REGIONS ? MODEL_MAX_REGIONS : ex.n_regions;
-        memcpy(it.box, ex.box, sizeof(float) * 4 * (size_t)it.n_regions);
+        it->line = line;
+        it->label = rec->label;
+        it->other = rec->distractor_other_region == 1;
+        it->grounding = rec->grounding == 1;
+        it->n_choices = ex.n_choices;
+        it->n_regions = ex.n_regions > MODEL_MAX_REGIONS ? MODEL_MAX_REGIONS : ex.n_regions;
+        memcpy(it->box, ex.box, sizeof(float) * 4 * (size_t)it->n_regions);
         size_t img = 3 * (size_t)c->image * c->image;
-        it.chw = calloc(img, sizeof(float));
-        it.sum = calloc((size_t)ex.n_choices, sizeof(double));
-        it.count = calloc((size_t)ex.n_choices, sizeof(int));
-        if (!it.chw || !it.sum || !it.count) rc = vcm_fail(VCM_ERR, "out of memory");
-        else if (!text_only) model_image(c, rgb, (const float(*)[4])it.box, it.n_regions, it.chw);
+        it->chw = calloc(img, sizeof(float));
+        it->sum = calloc((size_t)ex.n_choices, sizeof(double));
+        it->count = calloc((size_t)ex.n_choices, sizeof(int));
+        if (!it->chw || !it->sum || !it->count) rc = vcm_fail(VCM_ERR, "out of memory");
+        else if (!text_only) model_image(c, rgb, (const float(*)[4])it->box, it->n_regions, it->chw);
     }
-    /* all of the item's sequences, before anything is queued */
     Seq *seqs = rc ? NULL : calloc((size_t)ex.n_choices, sizeof *seqs);
     if (!rc && !seqs) rc = vcm_fail(VCM_ERR, "out of memory");
     for (int k = 0; !rc && k < ex.n_choices; k++) {
         rc = encode_choice(e->tok, ex.text, ex.choices[k], c->max_text, &seqs[k]);
-        if (rc) rc = at_line(rc, mc, ln->line_no, k);
+        if (rc) rc = at_line(rc, mc, line, k);
     }
-    if (!rc && e->use_kv) {
-        rc = score_item_kv(e, &it, seqs);
-        if (!rc) finish_item(e, &it);
-        for (int k = 0; k < ex.n_choices; k++) free(seqs[k].ids);
-        item_free(&it);
+    if (rc) {
+        for (int k = 0; seqs && k < ex.n_choices; k++) free(seqs[k].ids);
         free(seqs);
-        example_free(&ex);
-        record_free(&rec);
+        item_free(it);
+    } else *seqs_out = seqs;
+    example_free(&ex);
+    return rc;
+}
+
+static void drop_item(Item *it, Seq *seqs) {
+    for (int k = 0; seqs && k < it->n_choices; k++) free(seqs[k].ids);
+    free(seqs);
+    item_free(it);
+}
+
+/* Score a prepared item now (kv), or queue it for the next batch; takes it and its
+ * sequences over either way. Items are finished in the order they are queued. */
+static int queue_item(Eval *e, Item *it, Seq *seqs) {
+    int rc = VCM_OK, n = it->n_choices;
+    if (e->use_kv) {
+        rc = score_item_kv(e, it, seqs);
+        if (!rc) finish_item(e, it);
+        drop_item(it, seqs);
         return rc;
     }
-    if (!rc && e->n_seqs + ex.n_choices > e->cap_b) rc = flush(e);
+    if (e->n_seqs + n > e->cap_b) rc = flush(e);
     if (!rc && e->n_items == e->cap_items) {
         int cap = e->cap_items ? 2 * e->cap_items : 16;
         Item *p = realloc(e->items, sizeof *p * (size_t)cap);
         if (!p) rc = vcm_fail(VCM_ERR, "out of memory");
         else { e->items = p; e->cap_items = cap; }
     }
-    if (!rc && e->n_seqs + ex.n_choices > e->cap_seqs) {
-        int cap = e->n_seqs + ex.n_choices + 16;
+    if (!rc && e->n_seqs + n > e->cap_seqs) {
+        int cap = e->n_seqs + n + 16;
         Seq *p = realloc(e->seqs, sizeof *p * (size_t)cap);
         if (!p) rc = vcm_fail(VCM_ERR, "out of memory");
         else { e->seqs = p; e->cap_seqs = cap; }
     }
-    if (!rc) {
-        for (int k = 0; k < ex.n_choices; k++) {
-            seqs[k].item = e->n_items;
-            seqs[k].choice = k;
-            e->seqs[e->n_seqs++] = seqs[k];
-        }
-        e->items[e->n_items++] = it;
-    } else {
-        for (int k = 0; seqs && k < ex.n_choices; k++) free(seqs[k].ids);
-        item_free(&it);
+    if (rc) { drop_item(it, seqs); return rc; }
+    for (int k = 0; k < n; k++) {
+        seqs[k].item = e->n_items;
+        seqs[k].choice = k;
+        e->seqs[e->n_seqs++] = seqs[k];
     }
+    e->items[e->n_items++] = *it;
     free(seqs);
-    example_free(&ex);
+    return VCM_OK;
+}
+
+/* One line of --mc: an MC item (vcm synth's, the release's MC or evaluation format). */
+static int add_item(Eval *e, const char *mc, const JsonlLine *ln, const RegionMap *map, ImageCache *cache,
+                    const char *root, uint8_t *rgb) {
+    Record rec;
+    int reason = 0;
+    int rc = record_parse(ln, REC_MC, &rec, &reason);
+    if (rc) return rc;
+    Item it;
+    Seq *seqs;
+    rc = prepare_item(e, mc, ln->line_no, &rec, map, cache, root, rgb, &it, &seqs);
     record_free(&rec);
-    return rc;
+    return rc ? rc : queue_item(e, &it, seqs);
+}
+
+/* One line of --vcr: its Q→A and QA→R items, both prepared before either is queued, so
+ * a bad line counts in neither. */
+static int add_vcr(Eval *e, const char *path, const JsonlLine *ln, ImageCache *cache, const char *root, uint8_t *rgb) {
+    VcrItem v;
+    int reason = 0;
+    int rc = vcr_item_parse(ln, root, &v, &reason);
+    if (rc) return rc;
+    Item qa, qar;
+    Seq *s_qa = NULL, *s_qar = NULL;
+    rc = prepare_item(e, path, ln->line_no, &v.qa, NULL, cache, root, rgb, &qa, &s_qa);
+    if (rc) rc = add_note(rc, "the answer choices");
+    if (!rc && (rc = prepare_item(e, path, ln->line_no, &v.qar, NULL, cache, root, rgb, &qar, &s_qar))) {
+        rc = add_note(rc, "the rationale choices");
+        drop_item(&qa, s_qa);
+    }
+    vcr_item_free(&v);
+    if (rc) return rc;
+    qa.task = TASK_Q_A;
+    qar.task = TASK_QA_R;
+    if ((rc = queue_item(e, &qa, s_qa))) { drop_item(&qar, s_qar); return rc; }
+    return queue_item(e, &qar, s_qar);
 }
 
 /* exp of the mean next-token loss over the corpus, teacher forced, regions as in eval. */
@@ -356,18 +436,55 @@ static long count_lines(const char *path) {
     return n;
 }
 
+/* Every line of an --mc (vcr 0) or --vcr (vcr 1) file, streamed; the accuracy so far
+ * on stderr at most once a second. */
+static int run_file(Eval *e, const char *path, int vcr, const RegionMap *map, ImageCache *cache, const char *root,
+                    uint8_t *rgb, int limit, int skip_bad, int quiet, long *skipped) {
+    long total = count_lines(path), seen = 0, last_n = 0;
+    if (limit && limit < total) total = limit;
+    JsonlReader rd;
+    if (jsonl_open(&rd, path)) return VCM_EINPUT;
+    Progress p;
+    long *n = vcr ? &e->vcr_n : &e->n, *right = vcr ? &e->vcr_q_a : &e->correct;
+    const char *what = vcr ? "Q->A %.4f" : "accuracy %.4f";
+    int rc = VCM_OK;
+    if (!quiet) progress_start(&p, 0, total);
+    for (;;) {
+        JsonlLine ln;
+        if (limit && seen >= limit) break;
+        if ((rc = jsonl_next(&rd, &ln))) {
+            if (!skip_bad) break;
+            (*skipped)++;
+            rc = VCM_OK;
+            continue;
+        }
+        if (!ln.text) break;
+        seen++;
+        rc = vcr ? add_vcr(e, path, &ln, cache, root, rgb) : add_item(e, path, &ln, map, cache, root, rgb);
+        if (rc == VCM_EINPUT && skip_bad) { (*skipped)++; rc = VCM_OK; continue; }
+        if (rc) break;
+        if (!quiet && *n != last_n && now_seconds() - p.last >= 1.0 && (last_n = *n))
+            progress_update(&p, seen, what, *n ? (double)*right / (double)*n : 0.0);
+    }
+    if (!rc) rc = flush(e);
+    if (!quiet) { progress_update(&p, seen, what, *n ? (double)*right / (double)*n : 0.0); progress_end(&p); }
+    jsonl_close(&rd);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *tok_path = NULL, *mc = NULL, *regions = NULL, *root = ".", *corpus = NULL;
+    const char *model = NULL, *tok_path = NULL, *mc = NULL, *regions = NULL, *root = ".", *corpus = NULL, *vcr = NULL;
     const char *score = "mean", *pred_path = NULL, *method = "kv", *open_path = NULL, *open_pred_path = NULL;
     int batch = 32, skip_bad = 0, limit = 0, threads = 0, cache_mb = 256, quiet = 0;
     Flag flags[] = {
         {"model", 's', &model, "checkpoint from vcm train (required)"},
         {"tokenizer", 's', &tok_path, "a tokenizer other than the one saved in the checkpoint"},
-        {"mc", 's', &mc, "multiple-choice items, .jsonl or .jsonl.gz"},
+        {"mc", 's', &mc, "multiple-choice items, .jsonl or .jsonl.gz (also the LSKD release's evaluation format)"},
+        {"vcr", 's', &vcr, "VCR items (val.jsonl); metadata files under --images-root: Q->A, QA->R, Q->AR"},
         {"open", 's', &open_path, "open-ended items (corpus records with the true answer, e.g. open_test.jsonl)"},
         {"open-predictions", 's', &open_pred_path, "write one JSON line per open-ended item (answer, truth, verdict)"},
-        {"regions", 's', &regions, "region mapping of their images (required)"},
-        {"images-root", 's', &root, "directory the image paths are relative to (default .)"},
+        {"regions", 's', &regions, "region mapping of their images (not needed when every item carries its boxes)"},
+        {"images-root", 's', &root, "directory the image (and VCR metadata) paths are relative to (default .)"},
         {"corpus", 's', &corpus, "also the perplexity of this corpus (same mapping and images)"},
         {"score", 's', &score, "mean (default): mean log-prob per choice token; sum: total log-prob"},
         {"method", 's', &method, "kv (default): prefill once per item, choices through the KV cache;\n"
@@ -386,7 +503,8 @@ int cmd_eval(int argc, char **argv) {
     if (strcmp(method, "kv") && strcmp(method, "batch")) return tool_error("eval", 2, "--method is kv or batch, not \"%s\"", method);
     if (batch < 1) return tool_error("eval", 2, "--batch must be >= 1");
     if (limit < 0) return tool_error("eval", 2, "--limit must be >= 0");
-    if (!mc && !open_path) return tool_error("eval", 2, "give --mc ITEMS.jsonl, --open OPEN.jsonl or both (see --help)");
+    if (!mc && !open_path && !vcr)
+        return tool_error("eval", 2, "give --mc ITEMS.jsonl, --open OPEN.jsonl, --vcr VAL.jsonl or several (see --help)");
     vcm_threads_init(threads);
     Student m;
     Tokenizer tok;
@@ -400,10 +518,8 @@ int cmd_eval(int argc, char **argv) {
     RegionMap map;
     memset(&map, 0, sizeof map);
     ImageCache *cache = NULL;
-    JsonlReader rd;
-    int have_reader = 0;
     uint8_t *rgb = malloc(3 * (size_t)m.cfg.image * m.cfg.image);
-    long skipped = 0, seen = 0, last_n = 0;
+    long skipped = 0, vcr_skipped = 0;
     double t0 = now_seconds();
     size_t cache_bytes = (size_t)(cache_mb > 0 ? cache_mb : 0) << 20;
     if (!rgb) { rc = tool_error("eval", 1, "out of memory"); goto done; }
@@ -413,33 +529,14 @@ int cmd_eval(int argc, char **argv) {
     }
     e.g.grad_enabled = 0;
     if (e.use_kv && infer_init(&e.in, &m)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
-    if (regionmap_load(regions, &map, skip_bad, NULL)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
+    if (regions && regionmap_load(regions, &map, skip_bad, NULL)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
     if (pred_path && !(e.pred = fopen(pred_path, "w"))) { rc = tool_error("eval", 1, "cannot write %s", pred_path); goto done; }
-    if (mc) {
-        long total = count_lines(mc);
-        if (limit && limit < total) total = limit;
-        if (jsonl_open(&rd, mc)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
-        have_reader = 1;
-        Progress p;
-        if (!quiet) progress_start(&p, 0, total);
-        for (;;) {
-            JsonlLine ln;
-            if (limit && seen >= limit) break;
-            if (jsonl_next(&rd, &ln)) {
-                if (!skip_bad) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
-                skipped++;
-                continue;
-            }
-            if (!ln.text) break;
-            seen++;
-            int r = add_item(&e, mc, &ln, &map, cache, root, rgb);
-            if (r == VCM_EINPUT && skip_bad) { skipped++; continue; }
-            if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
-            if (!quiet && e.n != last_n && now_seconds() - p.last >= 1.0 && (last_n = e.n))
-                progress_update(&p, seen, "accuracy %.4f", e.n ? (double)e.correct / (double)e.n : 0.0);
-        }
-        if (flush(&e)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
-        if (!quiet) { progress_update(&p, seen, "accuracy %.4f", e.n ? (double)e.correct / (double)e.n : 0.0); progress_end(&p); }
+    for (int f = 0; f < 2; f++) {   /* --mc, then --vcr */
+        const char *path = f ? vcr : mc;
+        long *sk = f ? &vcr_skipped : &skipped;
+        if (!path) continue;
+        int r = run_file(&e, path, f, map.path ? &map : NULL, cache, root, rgb, limit, skip_bad, quiet, sk);
+        if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
     }
     double ppl = NAN;
     long ptok = 0, prec = 0;
@@ -451,7 +548,7 @@ int cmd_eval(int argc, char **argv) {
     if (open_path) {
         FILE *op = open_pred_path ? fopen(open_pred_path, "w") : NULL;
         if (open_pred_path && !op) { rc = tool_error("eval", 1, "cannot write %s", open_pred_path); goto done; }
-        int r = eval_open(open_path, &m, &tok, &map, cache, root, limit, skip_bad, quiet, op, &orep);
+        int r = eval_open(open_path, &m, &tok, map.path ? &map : NULL, cache, root, limit, skip_bad, quiet, op, &orep);
         if (op && fclose(op) && !r) r = vcm_fail(VCM_ERR, "error writing %s", open_pred_path);
         if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
     }
@@ -464,6 +561,14 @@ int cmd_eval(int argc, char **argv) {
     printf(",\"n_named\":%ld", e.n - e.n_ground);
     put_rate("accuracy_named", e.correct - e.correct_ground, e.n - e.n_ground);
     printf(",\"correct\":%ld,\"skipped\":%ld,\"score\":\"%s\",\"method\":\"%s\"", e.correct, skipped, score, method);
+    if (vcr) {   /* the paper's VCR figures: Q→A, QA→R (the right answer in the prompt), Q→AR (both right) */
+        printf(",\"vcr\":{\"n\":%ld", e.vcr_n);
+        put_rate("q_a", e.vcr_q_a, e.vcr_n);
+        put_rate("qa_r", e.vcr_qa_r, e.vcr_n);
+        put_rate("q_ar", e.vcr_q_ar, e.vcr_n);
+        printf(",\"correct_q_a\":%ld,\"correct_qa_r\":%ld,\"correct_q_ar\":%ld,\"skipped\":%ld}", e.vcr_q_a,
+               e.vcr_qa_r, e.vcr_q_ar, vcr_skipped);
+    }
     if (open_path) {
         printf(",\"open\":");
         eval_open_json(stdout, &orep);
@@ -483,7 +588,6 @@ done:
     if (e.g.arena.blocks || e.g.nodes) graph_free(&e.g);
     if (e.in.k) infer_free(&e.in);
     if (e.pred && fclose(e.pred) && !rc) rc = tool_error("eval", 1, "error writing %s", pred_path);
-    if (have_reader) jsonl_close(&rd);
     if (cache) image_cache_free(cache);
     if (map.path) regionmap_free(&map);
     free(rgb);

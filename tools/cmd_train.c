@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 static const char *USAGE =
-    "usage: vcm train --corpus C.jsonl[.gz] --regions MAP.jsonl --images-root DIR --tokenizer T.tok\n"
+    "usage: vcm train --corpus C.jsonl[.gz] [--regions MAP.jsonl] --images-root DIR --tokenizer T.tok\n"
     "                 --out MODEL.vcm [--config nano|small|base] [--region-input roi|draw|none|text] [flags]\n"
     "\n"
     "Trains the localized student from scratch (or continues with --resume). Progress goes to\n"
@@ -25,7 +25,7 @@ int cmd_train(int argc, char **argv) {
     int log_every = (int)o.log_every, stop_after = 0, threads = 0, cache_mb = 1024, seed = (int)o.seed;
     Flag flags[] = {
         {"corpus", 's', &o.corpus, "training corpus, .jsonl or .jsonl.gz (required)"},
-        {"regions", 's', &o.regions, "region mapping of the corpus images (required)"},
+        {"regions", 's', &o.regions, "region mapping of the corpus images (not needed for records with \"references\")"},
         {"images-root", 's', &o.images_root, "directory the image paths are relative to (default .)"},
         {"tokenizer", 's', &o.tokenizer, "tokenizer from vcm tokenizer train (required)"},
         {"out", 's', &o.out, "checkpoint to write (required)"},

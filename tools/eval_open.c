@@ -54,7 +54,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
     const char *names[VCM_MAX_REGIONS] = {0};
     int asked[VCM_MAX_REGIONS] = {0};
     rc = record_check_regions(&rec, path, map, &reason);
-    const RegionEntry *ent = rc ? NULL : regionmap_find(map, rec.image);
+    const RegionEntry *ent = rc ? NULL : record_regions(&rec, map);   /* its references, else the mapping's */
     int ow = cfg->image, oh = cfg->image;
     uint64_t rng = 0;
     if (!rc && rec.n_region < 1) rc = vcm_fail(VCM_EINPUT, "%s:%ld: field \"region\": the asked region ids are required", path, ln->line_no);

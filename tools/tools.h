@@ -25,12 +25,20 @@ void flags_usage(const char *usage, const Flag *flags, void *stream);
 /* Print "vcm <cmd>: <message>" on stderr and return code (for `return tool_error(...)`). */
 int tool_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* `vcm CMD SUB ...` for a command made of subcommands: no SUB prints usage on stderr
+ * (2), --help / -h / help on stdout (0), an unknown one "vcm CMD: unknown subcommand"
+ * (2); else subs[i].fn runs with argv[0] = "CMD SUB", so its flag errors name both. */
+typedef struct SubCommand { const char *name; int (*fn)(int argc, char **argv); } SubCommand;
+int tool_subcommand(const char *cmd, const char *usage, const SubCommand *subs, int n_subs, int argc, char **argv);
+
 /* Subcommands. Each is defined in tools/cmd_<name>.c; a missing one is reported as
  * not yet built (weak symbols), so the command table never has to change. */
 #define VCM_COMMANDS(X)                                                              \
     X(synth, "build the synthetic world: images, regions, corpus, annotations, mc sets") \
     X(tokenizer, "train | encode | decode the byte-level BPE tokenizer")             \
     X(corpus, "validate | stats a corpus file")                                      \
+    X(regions, "import-vg: a region mapping from Visual Genome's files")             \
+    X(verbalize, "describe images and their regions with a vision-language endpoint") \
     X(distill, "ask an OpenAI-compatible LLM endpoint for a localized corpus")       \
     X(critic, "train | score | filter with the critic")                              \
     X(train, "train the student model")                                              \

@@ -19,7 +19,8 @@ int dataset_open(Dataset *d, const char *corpus, const char *regions, const char
     int rc = jsonl_index_build(&d->index, corpus, 0);
     /* gzip: keep the spans of a shuffle group inflated (see the trainer's epoch order) */
     if (!rc && d->index.gz) rc = jsonl_index_cache(&d->index, GZ_SHUFFLE_GROUP);
-    if (!rc) rc = regionmap_load(regions, &d->map, skip_bad, NULL);
+    /* No mapping: every record must carry its own boxes ("references"). */
+    if (!rc && regions) rc = regionmap_load(regions, &d->map, skip_bad, NULL);
     if (!rc) rc = image_cache_new(&d->cache, cache_bytes, NULL);
     if (!rc && d->index.n == 0) rc = vcm_fail(VCM_EINPUT, "%s: no records", corpus);
     if (rc) { dataset_close(d); return rc; }
@@ -116,9 +117,10 @@ static int read_record(Dataset *d, long i, Sample *s) {
     if (rc) return rc;
     s->parsed = 1;
     if (s->rec.kind == REC_MC) return vcm_fail(VCM_EINPUT, "%s:%ld: a multiple-choice item in a training corpus", d->corpus_path, s->rec.line);
-    rc = record_check_regions(&s->rec, d->corpus_path, &d->map, &reason);
+    const RegionMap *map = d->map.path ? &d->map : NULL;
+    rc = record_check_regions(&s->rec, d->corpus_path, map, &reason);
     if (rc) return rc;
-    s->entry = regionmap_find(&d->map, s->rec.image);
+    s->entry = record_regions(&s->rec, map);
     return VCM_OK;
 }
 

@@ -26,6 +26,7 @@ typedef struct Dataset {
  * trainer's epoch order, jsonl_index_shuffle / jsonl_index_cache). */
 #define GZ_SHUFFLE_GROUP 16
 
+/* regions NULL: no mapping, every record must carry its own boxes ("references"). */
 int dataset_open(Dataset *d, const char *corpus, const char *regions, const char *images_root,
                  const Tokenizer *tok, const ModelConfig *cfg, size_t cache_bytes, int skip_bad);
 void dataset_close(Dataset *d);
@@ -59,7 +60,8 @@ void model_image(const ModelConfig *cfg, uint8_t *rgb, const float (*boxes)[4], 
 /* ================================================================ training the student
  * (train/trainer.c, train/progress.c) */
 typedef struct TrainOptions {
-    const char *corpus, *regions, *images_root;   /* training data (required) */
+    const char *corpus, *regions, *images_root;   /* training data (required; regions may be
+                                                     NULL when every record has "references") */
     const char *val_corpus;                       /* NULL: no validation loss */
     const char *tokenizer;                        /* .tok path (required) */
     const char *config;                           /* nano | small | base */

@@ -252,8 +252,9 @@ static void stop_message(const TrainOptions *o, long step, long ckpt_step, int s
 int train_student(const TrainOptions *o, TrainResult *res) {
     memset(res, 0, sizeof *res);
     res->last_val_loss = NAN;
-    if (!o->corpus || !o->regions || !o->tokenizer || !o->out)
-        return vcm_fail(VCM_EINPUT, "train: corpus, regions, tokenizer and out are required");
+    /* regions may be NULL: then every record must carry "references" */
+    if (!o->corpus || !o->tokenizer || !o->out)
+        return vcm_fail(VCM_EINPUT, "train: corpus, tokenizer and out are required");
     if (o->batch <= 0 || o->accum <= 0 || o->steps <= 0)
         return vcm_fail(VCM_EINPUT, "train: batch, accum and steps must be positive");
     const int rank = dist_rank(), ranks = dist_size(), lead = rank == 0;
