@@ -515,9 +515,11 @@ static void test_sigkill_mid_write_keeps_previous(void) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned long long rng = 0x5eed0000ull + (unsigned long long)t0.tv_nsec;
-    int rounds = 6, mid_write = 0;
+    /* 6 rounds, more (up to 24, the window widening) until a kill has landed inside a
+     * write: on a loaded machine the writer starts late and early kills all miss. */
+    int rounds = 0, mid_write = 0;
     int64_t newest = 0;
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 0; r < 24 && (r < 6 || !mid_write); r++, rounds++) {
         int64_t first = (int64_t)(r + 1) * 1000;
         char first_s[32];
         snprintf(first_s, sizeof first_s, "%lld", (long long)first);
@@ -529,7 +531,7 @@ static void test_sigkill_mid_write_keeps_previous(void) {
         CHECK(pid > 0);
         if (pid <= 0) break;
         /* Random moments across the writer's cycle: start-up, fill, write, fsync, rename. */
-        long ms = 30 + (long)(test_rng_next(&rng) % 700);
+        long ms = 30 + (long)(test_rng_next(&rng) % (700 + 100 * (unsigned long long)r));
         sleep_ms(ms);
         int tmp_before = file_exists(tmp);
         kill(pid, SIGKILL);
