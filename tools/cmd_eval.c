@@ -311,8 +311,9 @@ static int prepare_item(Eval *e, const char *mc, long line, const Record *rec, c
     return rc;
 }
 
-static void drop_item(Item *it, Seq *seqs) {
-    for (int k = 0; seqs && k < it->n_choices; k++) free(seqs[k].ids);
+/* n: the item's choices (passed, since finish_item has already cleared a scored item) */
+static void drop_item(Item *it, Seq *seqs, int n) {
+    for (int k = 0; seqs && k < n; k++) free(seqs[k].ids);
     free(seqs);
     item_free(it);
 }
@@ -324,7 +325,7 @@ static int queue_item(Eval *e, Item *it, Seq *seqs) {
     if (e->use_kv) {
         rc = score_item_kv(e, it, seqs);
         if (!rc) finish_item(e, it);
-        drop_item(it, seqs);
+        drop_item(it, seqs, n);
         return rc;
     }
     if (e->n_seqs + n > e->cap_b) rc = flush(e);
@@ -340,7 +341,7 @@ static int queue_item(Eval *e, Item *it, Seq *seqs) {
         if (!p) rc = vcm_fail(VCM_ERR, "out of memory");
         else { e->seqs = p; e->cap_seqs = cap; }
     }
-    if (rc) { drop_item(it, seqs); return rc; }
+    if (rc) { drop_item(it, seqs, n); return rc; }
     for (int k = 0; k < n; k++) {
         seqs[k].item = e->n_items;
         seqs[k].choice = k;
@@ -378,13 +379,13 @@ static int add_vcr(Eval *e, const char *path, const JsonlLine *ln, ImageCache *c
     if (rc) rc = add_note(rc, "the answer choices");
     if (!rc && (rc = prepare_item(e, path, ln->line_no, &v.qar, NULL, cache, root, rgb, &qar, &s_qar))) {
         rc = add_note(rc, "the rationale choices");
-        drop_item(&qa, s_qa);
+        drop_item(&qa, s_qa, qa.n_choices);
     }
     vcr_item_free(&v);
     if (rc) return rc;
     qa.task = TASK_Q_A;
     qar.task = TASK_QA_R;
-    if ((rc = queue_item(e, &qa, s_qa))) { drop_item(&qar, s_qar); return rc; }
+    if ((rc = queue_item(e, &qa, s_qa))) { drop_item(&qar, s_qar, qar.n_choices); return rc; }
     return queue_item(e, &qar, s_qar);
 }
 
