@@ -280,9 +280,9 @@ echo "- roi beats none on the grounding items (unfiltered): $(better a_roi a_non
 echo
 echo "## The paper's own figures (for a real run to compare to)"
 echo
-echo "Not from this script: the figures Park et al. (2023) report (their results table, as"
-echo "quoted in issue 15; the abstract states none), for \`vcm eval --vcr\` on VCR's val.jsonl"
-echo "(docs/INFERENCE.md) with a real model; theirs are zero-shot, with their own scoring."
+echo "Not from this script: the figures of Park et al. (2023)'s results table (the abstract in"
+echo "shared/PAPER-ABSTRACT.txt states none; not re-checked here against the paper itself), the"
+echo "reference for \`vcm eval --vcr\` on VCR's val.jsonl (docs/INFERENCE.md) with a real model."
 echo
 echo "| model (the paper's) | VCR Q→A | VCR QA→R | VCR Q→AR |"
 echo "|---|---|---|---|"
