@@ -24,6 +24,10 @@ assert "train summary is JSON with the vocab" grep -q '"vocab": 300' "$TMP/out"
 # a vocab larger than the text supports: training stops when no pair occurs twice
 check "train to exhaustion" $VCM tokenizer train --corpus "$TMP/big.jsonl" --vocab 2048 --out "$TMP/a.tok"
 assert "stopped early" grep -q '"vocab": 3[0-9][0-9],' "$TMP/out"
+# a path with a quote and a backslash stays one JSON string in the summary
+mkdir -p "$TMP/q\"x\\y"
+check "train to an odd path" $VCM tokenizer train --corpus "$TMP/big.jsonl" --vocab 300 --out "$TMP/q\"x\\y/t.tok"
+assert "the summary's out is that path" /usr/bin/python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['out'] != sys.argv[2])" "$TMP/out" "$TMP/q\"x\\y/t.tok"
 check "train again" $VCM tokenizer train --corpus "$TMP/big.jsonl" --vocab 2048 --out "$TMP/b.tok"
 assert "training is deterministic" cmp -s "$TMP/a.tok" "$TMP/b.tok"
 check "train jsonl.gz" $VCM tokenizer train --corpus "$TMP/big.jsonl.gz" --vocab 2048 --out "$TMP/c.tok"

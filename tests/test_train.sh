@@ -47,6 +47,10 @@ assert "gzip resume equals the uninterrupted run" cmp -s "$TMP/z1.vcm" "$TMP/z2.
 
 # Bad usage and bad input.
 check_fails "missing --corpus" 2 "--corpus is required" $VCM train --regions x --tokenizer y --out z
+# a checkpoint path with a quote and a backslash stays one JSON string in the summary
+mkdir -p "$TMP/q\"x\\y"
+check "train to an odd path" train "$TMP/q\"x\\y/m.vcm" --steps 1 --quiet
+assert "the summary's checkpoint is that path" /usr/bin/python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['checkpoint'] != sys.argv[2])" "$TMP/out" "$TMP/q\"x\\y/m.vcm"
 check_fails "unknown config" 2 "unknown model config" train "$TMP/f.vcm" --steps 1 --config huge
 check_fails "bad region input" 2 "expected roi, draw or none" train "$TMP/f.vcm" --steps 1 --region-input boxes
 check_fails "missing corpus file" 2 "nope.jsonl" $VCM train --corpus "$TMP/nope.jsonl" --regions "$W/regions.jsonl" --tokenizer "$TMP/tok.tok" --out "$TMP/f.vcm"

@@ -2,6 +2,7 @@
 #include "data/data.h"
 #include "lm/lm.h"
 #include "tensor/tensor.h"
+#include "tools/infer_util.h"
 #include "tools/tools.h"
 
 #include <errno.h>
@@ -178,9 +179,11 @@ static int tok_train(int argc, char **argv) {
         bpe_free(&t);
         return tool_error(CMD " train", 1, "%s", vcm_error());
     }
-    printf("{\"out\": \"%s\", \"vocab\": %d, \"merges\": %d, \"documents\": %ld, \"skipped\": %ld, "
+    printf("{\"out\": ");
+    json_put_string(stdout, out, strlen(out)); /* a path may hold " or \ */
+    printf(", \"vocab\": %d, \"merges\": %d, \"documents\": %ld, \"skipped\": %ld, "
            "\"bytes\": %zu, \"read_seconds\": %.3f, \"train_seconds\": %.3f}\n",
-           out, t.vocab, t.n_merges, n_docs, n_bad, text.n, t1 - t0, t2 - t1);
+           t.vocab, t.n_merges, n_docs, n_bad, text.n, t1 - t0, t2 - t1);
     bpe_free(&t);
     return 0;
 }

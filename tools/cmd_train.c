@@ -1,4 +1,5 @@
 /* vcm train: train the student on a corpus (DESIGN.md §4). */
+#include "tools/infer_util.h"
 #include "tools/tools.h"
 #include "train/train.h"
 
@@ -86,7 +87,9 @@ int cmd_train(int argc, char **argv) {
     if (rc || rank != 0) return rc;
     printf("{\"steps\":%ld,\"loss\":%.6f,", res.steps_done, res.last_loss);
     if (isfinite(res.last_val_loss)) printf("\"val_loss\":%.6f,", res.last_val_loss);
-    printf("\"seconds\":%.1f,\"samples_per_s\":%.2f,\"skipped\":%ld,\"checkpoint\":\"%s\"}\n", res.seconds,
-           res.samples_per_s, res.skipped, o.out);
+    printf("\"seconds\":%.1f,\"samples_per_s\":%.2f,\"skipped\":%ld,\"checkpoint\":", res.seconds,
+           res.samples_per_s, res.skipped);
+    json_put_string(stdout, o.out, strlen(o.out)); /* a path may hold " or \ */
+    printf("}\n");
     return 0;
 }
