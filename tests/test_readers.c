@@ -662,19 +662,24 @@ static void test_example_train(void) {
     regionmap_free(&m);
 }
 
-/* More than 16 regions in the image: at most 16 given, the referenced always among
- * them; more than 16 referenced: an error. */
-static void test_example_limits(void) {
+/* A mapping of one image, "big.png", with 30 regions: region i at x i..i+5, y 0..10. */
+static const RegionEntry *big_map(const char *file, RegionMap *m) {
     char line[8192];
     int at = snprintf(line, sizeof line, "{\"image\": \"big.png\", \"region_locations\": {");
     for (int i = 0; i < 30; i++)
         at += snprintf(line + at, sizeof line - (size_t)at, "%s\"%d\": {\"boxes\": [[%d, 0, %d, 10]]}", i ? ", " : "",
                        i, i, i + 5);
     snprintf(line + at, sizeof line - (size_t)at, "}}\n");
-    write_file(tmp_path("big.jsonl"), line, strlen(line));
+    write_file(tmp_path(file), line, strlen(line));
+    CHECK(regionmap_load(tmp_path(file), m, 0, NULL) == VCM_OK);
+    return regionmap_find(m, "big.png");
+}
+
+/* More than 16 regions in the image: at most 16 given, the referenced always among
+ * them; more than 16 referenced: an error. */
+static void test_example_limits(void) {
     RegionMap m;
-    CHECK(regionmap_load(tmp_path("big.jsonl"), &m, 0, NULL) == VCM_OK);
-    const RegionEntry *e = regionmap_find(&m, "big.png");
+    const RegionEntry *e = big_map("big.jsonl", &m);
     CHECK(e && e->n_regions == 30);
     Record r;
     CHECK(parse_str("{\"image\": \"big.png\", \"question\": [\"Is\", [29], \"by\", [17, 3], \"?\"], "
@@ -697,7 +702,7 @@ static void test_example_limits(void) {
     CHECK(n_all > 0);
     record_free(&r);
     char q[2048];
-    at = snprintf(q, sizeof q, "{\"image\": \"big.png\", \"question\": [");
+    int at = snprintf(q, sizeof q, "{\"image\": \"big.png\", \"question\": [");
     for (int i = 0; i < 17; i++) at += snprintf(q + at, sizeof q - (size_t)at, "%s[%d]", i ? ", " : "", i);
     snprintf(q + at, sizeof q - (size_t)at, "], \"answer\": [\"a\"], \"rationale\": []}");
     CHECK(parse_str(q, &r, NULL) == VCM_OK);
@@ -806,16 +811,8 @@ static void test_example_keep_ids(void) {
  * listed order, the first others filling what the referenced ones leave, so a user's
  * [k] is still the k-th region given and every referenced region is among them. */
 static void test_example_keep_ids_many(void) {
-    char line[8192];
-    int at = snprintf(line, sizeof line, "{\"image\": \"big.png\", \"region_locations\": {");
-    for (int i = 0; i < 30; i++)
-        at += snprintf(line + at, sizeof line - (size_t)at, "%s\"%d\": {\"boxes\": [[%d, 0, %d, 10]]}", i ? ", " : "",
-                       i, i, i + 5);
-    snprintf(line + at, sizeof line - (size_t)at, "}}\n");
-    write_file(tmp_path("big_keep.jsonl"), line, strlen(line));
     RegionMap m;
-    CHECK(regionmap_load(tmp_path("big_keep.jsonl"), &m, 0, NULL) == VCM_OK);
-    const RegionEntry *e = regionmap_find(&m, "big.png");
+    const RegionEntry *e = big_map("big_keep.jsonl", &m);
     Record r;
     CHECK(parse_str("{\"image\": \"big.png\", \"question\": [\"Is\", [29], \"by\", [20], \"?\"], \"answer\": [[29], \"is\"], "
                     "\"rationale\": []}", &r, NULL) == VCM_OK);
