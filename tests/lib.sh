@@ -9,29 +9,27 @@ trap 'rm -rf "$TMP"' EXIT
 ok()   { T_PASSED=$((T_PASSED + 1)); echo "ok   $1"; }
 fail() { T_FAILED=$((T_FAILED + 1)); echo "FAIL $1"; shift; [ $# -gt 0 ] && echo "  $*"; }
 
+# The helpers' own variables start with _: a caller's $name etc. stay as they were.
+
 # check NAME CMD...: the command exits 0.
 check() {
-    name=$1; shift
-    if "$@" >"$TMP/out" 2>"$TMP/err"; then ok "$name"; else fail "$name" "exit $?: $(head -c 600 "$TMP/err")"; fi
+    _n=$1; shift
+    if "$@" >"$TMP/out" 2>"$TMP/err"; then ok "$_n"; else fail "$_n" "exit $?: $(head -c 600 "$TMP/err")"; fi
 }
 
+# expect_exit NAME RC GREP_MODE PATTERN CMD...: exits with RC and stderr matches PATTERN
+# (GREP_MODE -E: a regex, -F: a fixed string). check_fails and check_msg are its two uses.
+expect_exit() {
+    _n=$1; _rc=$2; _mode=$3; _pat=$4; shift 4
+    "$@" >"$TMP/out" 2>"$TMP/err"; _got=$?
+    if [ "$_got" != "$_rc" ]; then fail "$_n" "exit $_got, wanted $_rc: $(head -c 600 "$TMP/err")"
+    elif ! grep -q "$_mode" -- "$_pat" "$TMP/err"; then fail "$_n" "stderr lacks \"$_pat\": $(head -c 600 "$TMP/err")"
+    else ok "$_n"; fi
+}
 # check_fails NAME RC PATTERN CMD...: exits with RC and stderr matches PATTERN (grep -E).
-check_fails() {
-    name=$1; rc=$2; pat=$3; shift 3
-    "$@" >"$TMP/out" 2>"$TMP/err"; got=$?
-    if [ "$got" != "$rc" ]; then fail "$name" "exit $got, wanted $rc: $(head -c 600 "$TMP/err")"
-    elif ! grep -Eq -- "$pat" "$TMP/err"; then fail "$name" "stderr lacks /$pat/: $(head -c 600 "$TMP/err")"
-    else ok "$name"; fi
-}
-
+check_fails() { _a=$1; _b=$2; _c=$3; shift 3; expect_exit "$_a" "$_b" -E "$_c" "$@"; }
 # check_msg NAME RC TEXT CMD...: exits with RC and stderr contains TEXT (fixed string).
-check_msg() {
-    name=$1; rc=$2; text=$3; shift 3
-    "$@" >"$TMP/out" 2>"$TMP/err"; got=$?
-    if [ "$got" != "$rc" ]; then fail "$name" "exit $got, wanted $rc: $(head -c 600 "$TMP/err")"
-    elif ! grep -Fq -- "$text" "$TMP/err"; then fail "$name" "stderr lacks \"$text\": $(head -c 600 "$TMP/err")"
-    else ok "$name"; fi
-}
+check_msg() { _a=$1; _b=$2; _c=$3; shift 3; expect_exit "$_a" "$_b" -F "$_c" "$@"; }
 
 # out_has NAME TEXT: the last command's stdout contains TEXT.
 out_has() {
@@ -40,8 +38,8 @@ out_has() {
 
 # assert NAME CONDITION-CMD...: any command used as a predicate.
 assert() {
-    name=$1; shift
-    if "$@"; then ok "$name"; else fail "$name" "assertion failed: $*"; fi
+    _n=$1; shift
+    if "$@"; then ok "$_n"; else fail "$_n" "assertion failed: $*"; fi
 }
 
 summary() { echo "$T_PASSED passed, $T_FAILED failed"; [ "$T_FAILED" = 0 ]; }
