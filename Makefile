@@ -18,7 +18,7 @@ MPI_CFLAGS := -DVCM_MPI $(shell $(MPICC) --showme:compile 2>/dev/null)
 MPI_LIBS   := -Wl,--as-needed $(shell $(MPICC) --showme:link 2>/dev/null) -Wl,--no-as-needed
 endif
 
-LIBDIRS  := tensor nn vit lm model data train distill
+LIBDIRS  := base tensor nn vit lm model data train distill
 LIB_SRC  := $(foreach d,$(LIBDIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(wildcard tools/*.c)

@@ -436,12 +436,7 @@ int jsonl_index_cache(JsonlIndex *ix, int n_spans) {
 }
 
 
-static void shuffle(long *a, long n, uint64_t *rng) {
-    for (long i = n - 1; i > 0; i--) {
-        long j = (long)(vcm_rng_next(rng) % (uint64_t)(i + 1));
-        long t = a[i]; a[i] = a[j]; a[j] = t;
-    }
-}
+static void shuffle(long *a, long n, uint64_t *rng) { vcm_shuffle(a, (size_t)n, sizeof *a, rng); }
 
 int jsonl_index_shuffle(const JsonlIndex *ix, uint64_t seed, int group, long *order) {
     uint64_t rng = seed;

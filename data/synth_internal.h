@@ -12,6 +12,7 @@
 #ifndef VCM_SYNTH_INTERNAL_H
 #define VCM_SYNTH_INTERNAL_H
 
+#include "base/base.h"
 #include "data/data.h"
 
 #include <stdint.h>
@@ -22,24 +23,16 @@
 #define SYNTH_MAX_OBJ 6
 
 /* ---------------------------------------------------------------- random numbers
- * splitmix64: one stream per (seed, image, purpose), so each image is independent. */
+ * base/'s splitmix64: one stream per (seed, image, purpose), so each image is independent. */
 typedef struct SRng { uint64_t s; } SRng;
 
-static inline uint64_t srng_mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static inline uint64_t srng_next(SRng *r) {
-    r->s += 0x9e3779b97f4a7c15ULL;
-    return srng_mix(r->s);
-}
+static inline uint64_t srng_next(SRng *r) { return vcm_rng_next(&r->s); }
 static inline SRng srng_for(uint64_t seed, uint64_t image, uint64_t purpose) {
-    SRng r = {srng_mix(seed ^ srng_mix(image * 0x9e3779b97f4a7c15ULL + purpose * 0xd1b54a32d192ed03ULL))};
+    SRng r = {vcm_mix64(seed ^ vcm_mix64(image * VCM_GOLDEN64 + purpose * 0xd1b54a32d192ed03ULL))};
     return r;
 }
-static inline double srng_unif(SRng *r) { return (double)(srng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
-static inline int srng_int(SRng *r, int n) { return n <= 1 ? 0 : (int)(srng_next(r) % (uint64_t)n); }
+static inline double srng_unif(SRng *r) { return vcm_rng_uniform(&r->s); }
+static inline int srng_int(SRng *r, int n) { return (int)vcm_rng_below(&r->s, n <= 1 ? 1 : (uint64_t)n); }
 static inline float srng_range(SRng *r, float a, float b) { return a + (b - a) * (float)srng_unif(r); }
 
 enum { RNG_SCENE = 1, RNG_RENDER, RNG_VERBAL, RNG_TEACHER, RNG_MC, RNG_VOTES, RNG_SPLIT, RNG_GROUND, RNG_OPEN };

@@ -27,12 +27,7 @@ void synth_mc_answer(const SynthScene *s, int q, int k, int as_id, SSent *out) {
     answer_in_view(s, v, q, k, as_id, out);
 }
 
-static void shuffle(int *a, int n, SRng *r) {
-    for (int i = n - 1; i > 0; i--) {
-        int j = srng_int(r, i + 1), t = a[i];
-        a[i] = a[j]; a[j] = t;
-    }
-}
+static void shuffle(int *a, int n, SRng *r) { vcm_shuffle(a, (size_t)n, sizeof *a, &r->s); }
 
 static int seen(const SSent *list, int n, const SSent *x) {
     for (int i = 0; i < n; i++)

@@ -210,23 +210,10 @@ typedef struct LrSchedule { double max_lr, min_lr; long warmup, total; } LrSched
 double lr_at(const LrSchedule *s, long step);
 
 /* ================================================================ checkpoints
- * (nn/atomic_file.c, nn/checkpoint.c, nn/safetensors.c) — docs/CHECKPOINT.md has the
+ * (nn/checkpoint.c, nn/safetensors.c; written through base/'s AtomicFile) — docs/CHECKPOINT.md has the
  * byte layout. Every failure is VCM_EINPUT (damaged or mismatched file) or VCM_ERR
  * (I/O, memory) with a message "PATH: problem". */
 
-#include <stdio.h>
-
-/* A file written under a temporary name (PATH.tmp, same directory) and renamed onto
- * PATH only once complete and on disk: a crash never leaves a half-written PATH.
- * A stale PATH.tmp from a killed writer is truncated by the next open. One writer per
- * PATH at a time. */
-typedef struct AtomicFile { FILE *f; char *path, *tmp; } AtomicFile;
-int atomic_file_open(AtomicFile *af, const char *path);
-/* fflush + fsync + close + rename + fsync of the directory; frees af. On any failure
- * (including an earlier fwrite error) the temporary is removed and PATH is untouched. */
-int atomic_file_commit(AtomicFile *af);
-/* Close and remove the temporary (after a failure while writing). */
-void atomic_file_abort(AtomicFile *af);
 
 #define CKPT_VERSION 1
 #define CKPT_RNG_WORDS 8

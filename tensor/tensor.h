@@ -26,36 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---------------------------------------------------------------- errors */
-
-/* Return codes used across the project (and the tools' exit codes). */
-enum { VCM_OK = 0, VCM_ERR = 1, VCM_EINPUT = 2 };
-
-/* The last error message (one buffer per thread). */
-const char *vcm_error(void);
-/* printf-style; always returns `code`, so `return vcm_fail(VCM_ERR, "...")` reads well. */
-int vcm_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void vcm_clear_error(void);
-
-/* ---------------------------------------------------------------- random numbers
- * splitmix64, the project's one small generator: seeded, identical on every machine,
- * good enough for shuffles, coin flips, sampling and initialisation. */
-static inline uint64_t vcm_hash64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-/* The next value of the stream in *state. */
-static inline uint64_t vcm_rng_next(uint64_t *state) {
-    uint64_t x = *state;
-    *state += 0x9E3779B97F4A7C15ULL;
-    return vcm_hash64(x);
-}
-/* Uniform in [0, 1) with 53 random bits. */
-static inline double vcm_rng_uniform(uint64_t *state) {
-    return (double)(vcm_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
+#include "base/base.h"   /* errors, random numbers, atomic files */
 
 /* Σ x[i]² in double, in a fixed order (vectorised: nn/'s gradient norm). */
 double vcm_sum_squares(const float *x, size_t n);

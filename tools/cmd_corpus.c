@@ -157,12 +157,11 @@ static int cmd_index(int argc, char **argv) {
     double t_build = now_s() - t0;
     size_t index_bytes = jsonl_index_bytes(&ix);
     double t_reads = 0;
-    uint64_t s = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;
+    uint64_t s = vcm_hash64((uint64_t)seed);
     if (sample && ix.n) {
         t0 = now_s();
         for (int k = 0; k < sample; k++) {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
-            long i = (long)((s * 2685821657736338717ULL) % (uint64_t)ix.n);
+            long i = (long)vcm_rng_below(&s, (uint64_t)ix.n);
             JsonlLine ln;
             if ((rc = jsonl_index_read(&ix, i, &ln))) {
                 jsonl_index_free(&ix);

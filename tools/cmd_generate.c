@@ -142,7 +142,7 @@ int cmd_generate(int argc, char **argv) {
     GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, tok.vocab, text_only ? 0 : n};
     for (int s = 0; s < samples; s++) {
         if (s) infer_rewind(&in);
-        uint64_t rng = vcm_hash64((uint64_t)seed * 0x9E3779B97F4A7C15ULL + vcm_hash64((uint64_t)s + 1));
+        uint64_t rng = vcm_hash64((uint64_t)seed * VCM_GOLDEN64 + vcm_hash64((uint64_t)s + 1));
         int nout;
         double lp;
         double ts = now_seconds();

@@ -1,6 +1,6 @@
 /* The error message buffer: the one piece of global state besides the thread pool.
  * Thread-local so that ops failing inside OpenMP regions do not race. */
-#include "tensor.h"
+#include "base.h"
 
 #include <stdarg.h>
 #include <stdio.h>

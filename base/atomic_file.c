@@ -2,7 +2,7 @@
  * then flush the directory entry. rename(2) within one directory is atomic, so a
  * reader (or a restart after SIGKILL or power loss) sees either the old PATH or the
  * complete new one, never a prefix. */
-#include "nn.h"
+#include "base.h"
 
 #include <errno.h>
 #include <fcntl.h>

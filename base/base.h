@@ -1,0 +1,69 @@
+/* base/ — what every folder may use: the error convention, the one random number
+ * generator (with its one shuffle) and crash-safe file replacement.
+ *
+ * The public header of the folder. It depends on nothing of the project; tensor/tensor.h
+ * includes it, so every folder above sees it. */
+#ifndef VCM_BASE_H
+#define VCM_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- errors
+ * (base/error.c) */
+
+/* Return codes used across the project (and the tools' exit codes). */
+enum { VCM_OK = 0, VCM_ERR = 1, VCM_EINPUT = 2 };
+
+/* The last error message (one buffer per thread). */
+const char *vcm_error(void);
+/* printf-style; always returns `code`, so `return vcm_fail(VCM_ERR, "...")` reads well. */
+int vcm_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vcm_clear_error(void);
+
+/* ---------------------------------------------------------------- random numbers
+ * splitmix64, the project's one small generator: seeded, identical on every machine,
+ * good enough for shuffles, coin flips, sampling and initialisation. */
+
+/* splitmix64's finaliser: a bijection of 64-bit words that mixes every bit. */
+static inline uint64_t vcm_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+#define VCM_GOLDEN64 0x9E3779B97F4A7C15ULL
+/* A hash of one word (seeds of sub-streams are hashes of seeds). */
+static inline uint64_t vcm_hash64(uint64_t x) { return vcm_mix64(x + VCM_GOLDEN64); }
+/* The next value of the stream in *state. */
+static inline uint64_t vcm_rng_next(uint64_t *state) {
+    *state += VCM_GOLDEN64;
+    return vcm_mix64(*state);
+}
+/* Uniform in [0, 1) with 53 random bits. */
+static inline double vcm_rng_uniform(uint64_t *state) {
+    return (double)(vcm_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+/* Uniform in [0, n) (0 when n <= 1). The modulo's bias is below n / 2^64. */
+static inline uint64_t vcm_rng_below(uint64_t *state, uint64_t n) {
+    return n <= 1 ? 0 : vcm_rng_next(state) % n;
+}
+
+/* Fisher–Yates over n elements of `size` bytes each, drawing from *state (base/rng.c):
+ * the one shuffle every folder uses, so an order is a function of the stream only. */
+void vcm_shuffle(void *a, size_t n, size_t size, uint64_t *state);
+
+/* ---------------------------------------------------------------- atomic files
+ * (base/atomic_file.c) A file written under a temporary name (PATH.tmp, same directory)
+ * and renamed onto PATH only once complete and on disk: a crash never leaves a
+ * half-written PATH. A stale PATH.tmp from a killed writer is truncated by the next
+ * open. One writer per PATH at a time. Failures: VCM_ERR with "PATH: problem". */
+typedef struct AtomicFile { FILE *f; char *path, *tmp; } AtomicFile;
+int atomic_file_open(AtomicFile *af, const char *path);
+/* fflush + fsync + close + rename + fsync of the directory; frees af. On any failure
+ * (including an earlier fwrite error) the temporary is removed and PATH is untouched. */
+int atomic_file_commit(AtomicFile *af);
+/* Close and remove the temporary (after a failure while writing). */
+void atomic_file_abort(AtomicFile *af);
+
+#endif
