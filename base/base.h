@@ -66,4 +66,15 @@ int atomic_file_commit(AtomicFile *af);
 /* Close and remove the temporary (after a failure while writing). */
 void atomic_file_abort(AtomicFile *af);
 
+/* ---------------------------------------------------------------- JSON output
+ * (base/json_out.c) The one escaper of hand-written JSON lines. vcm_json_char writes the
+ * JSON form of the character at s[0..n) into out (" and \ escaped, control bytes as
+ * \n \t \r or \u00XX, a byte that starts no valid UTF-8 sequence as U+FFFD), sets *len
+ * (<= 7) and returns how many bytes of s it used (>= 1; n must be > 0). */
+size_t vcm_json_char(const char *s, size_t n, char out[8], size_t *len);
+/* s[0..n) as one quoted JSON string on f. */
+void vcm_json_put_string(FILE *f, const char *s, size_t n);
+/* %.6f, or null for NaN and infinities (JSON has neither). */
+void vcm_json_put_number(FILE *f, double v);
+
 #endif

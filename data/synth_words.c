@@ -155,12 +155,12 @@ void sb_printf(SBuf *b, const char *fmt, ...) {
 }
 
 void sb_json_str(SBuf *b, const char *s) {
+    size_t n = strlen(s), len;
+    char e[8];
     sb_put(b, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\') { char e[2] = {'\\', (char)ch}; sb_put(b, e, 2); }
-        else if (ch < 0x20) sb_printf(b, "\\u%04x", ch);
-        else sb_put(b, p, 1);
+    for (size_t i = 0; i < n;) {
+        i += vcm_json_char(s + i, n - i, e, &len);
+        sb_put(b, e, len);
     }
     sb_put(b, "\"", 1);
 }

@@ -17,7 +17,7 @@ static const char *USAGE =
 /* ROC-AUC etc. as JSON numbers, null when undefined. */
 static void put_num(FILE *f, const char *key, double v, int comma) {
     fprintf(f, "\"%s\":", key);
-    json_put_number(f, isfinite(v) ? round(v * 1e6) / 1e6 : v);
+    vcm_json_put_number(f, isfinite(v) ? round(v * 1e6) / 1e6 : v);
     if (comma) fputc(',', f);
 }
 
@@ -96,10 +96,10 @@ static int critic_train_cmd(int argc, char **argv) {
     printf("\"val_with_fault\":%ld,", r.val_with_fault);
     if (r.n_kinds) { put_kinds(stdout, r.kinds, r.n_kinds); putchar(','); }
     printf("\"init\":");
-    if (o.init) json_put_string(stdout, o.init, strlen(o.init));
+    if (o.init) vcm_json_put_string(stdout, o.init, strlen(o.init));
     else fputs("null", stdout);
     printf(",\"seconds\":%.1f,\"checkpoint\":", r.seconds);
-    json_put_string(stdout, o.out, strlen(o.out));
+    vcm_json_put_string(stdout, o.out, strlen(o.out));
     printf("}\n");
     return 0;
 }
@@ -140,7 +140,7 @@ static int critic_score_cmd(int argc, char **argv) {
     fprintf(f, "{\"records\":%ld,", r.records);
     put_num(f, "mean_score", r.mean_score, 1);
     fprintf(f, "\"seconds\":%.1f,\"out\":", r.seconds);
-    if (f == stdout) json_put_string(f, o.out, strlen(o.out));
+    if (f == stdout) vcm_json_put_string(f, o.out, strlen(o.out));
     else fputs("null", f);
     fprintf(f, "}\n");
     return 0;

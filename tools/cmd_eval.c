@@ -66,7 +66,7 @@ typedef struct Eval {
 
 static void put_rate(const char *name, long k, long n) {
     printf(",\"%s\":", name);
-    json_put_number(stdout, n ? (double)k / (double)n : NAN);
+    vcm_json_put_number(stdout, n ? (double)k / (double)n : NAN);
 }
 
 static void item_free(Item *it) {
@@ -124,7 +124,7 @@ static void finish_item(Eval *e, Item *it) {
                 it->line, task[it->task], it->label, best, ok ? "true" : "false", it->other ? "true" : "false");
         for (int k = 0; k < it->n_choices; k++) {
             if (k) fputc(',', e->pred);
-            json_put_number(e->pred, score[k]);
+            vcm_json_put_number(e->pred, score[k]);
         }
         fprintf(e->pred, "]}\n");
     }
@@ -576,7 +576,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (corpus) {
         printf(",\"perplexity\":");
-        json_put_number(stdout, ppl);
+        vcm_json_put_number(stdout, ppl);
         printf(",\"corpus_tokens\":%ld,\"corpus_records\":%ld", ptok, prec);
     }
     printf(",\"seconds\":%.2f}\n", now_seconds() - t0);

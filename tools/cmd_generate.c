@@ -20,7 +20,7 @@ static const char *USAGE =
 
 static void put_part(const char *name, const char *s, size_t n) {
     printf(",\"%s\":", name);
-    if (s) json_put_string(stdout, s, n);
+    if (s) vcm_json_put_string(stdout, s, n);
     else fputs("null", stdout);
 }
 
@@ -165,9 +165,9 @@ int cmd_generate(int argc, char **argv) {
         put_part("answer", parts.a, parts.an);
         put_part("rationale", parts.r, parts.rn);
         printf(",\"logprob\":");
-        json_put_number(stdout, lp);
+        vcm_json_put_number(stdout, lp);
         printf(",\"tokens\":%d,\"eos\":%s,\"text\":", nout, nout && out[nout - 1] == BPE_EOS ? "true" : "false");
-        json_put_string(stdout, text, strlen(text));
+        vcm_json_put_string(stdout, text, strlen(text));
         printf("}\n");
         fflush(stdout);
     }

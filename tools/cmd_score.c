@@ -126,19 +126,19 @@ int cmd_score(int argc, char **argv) {
         size_t tl;
         const char *s = bpe_token_text(&tok, ids[i], &tl);
         if (i > 1) putchar(',');
-        json_put_string(stdout, s ? s : "", s ? tl : 0);
+        vcm_json_put_string(stdout, s ? s : "", s ? tl : 0);
     }
     printf("],\"ids\":[");
     for (int i = 1; i < total; i++) printf("%s%d", i > 1 ? "," : "", ids[i]);
     printf("],\"logprobs\":[");
     for (int i = 1; i < total; i++) {
         if (i > 1) putchar(',');
-        json_put_number(stdout, lp[i - 1]);
+        vcm_json_put_number(stdout, lp[i - 1]);
     }
     printf("],\"first_scored\":%d,\"n\":%d,\"sum\":", first - 1, scored);
-    json_put_number(stdout, sum);
+    vcm_json_put_number(stdout, sum);
     printf(",\"mean\":");
-    if (scored) json_put_number(stdout, sum / scored);
+    if (scored) vcm_json_put_number(stdout, sum / scored);
     else fputs("null", stdout);
     printf("}\n");
     rc = 0;

@@ -180,7 +180,7 @@ static int tok_train(int argc, char **argv) {
         return tool_error(CMD " train", 1, "%s", vcm_error());
     }
     printf("{\"out\": ");
-    json_put_string(stdout, out, strlen(out)); /* a path may hold " or \ */
+    vcm_json_put_string(stdout, out, strlen(out)); /* a path may hold " or \ */
     printf(", \"vocab\": %d, \"merges\": %d, \"documents\": %ld, \"skipped\": %ld, "
            "\"bytes\": %zu, \"read_seconds\": %.3f, \"train_seconds\": %.3f}\n",
            t.vocab, t.n_merges, n_docs, n_bad, text.n, t1 - t0, t2 - t1);

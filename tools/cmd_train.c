@@ -89,7 +89,7 @@ int cmd_train(int argc, char **argv) {
     if (isfinite(res.last_val_loss)) printf("\"val_loss\":%.6f,", res.last_val_loss);
     printf("\"seconds\":%.1f,\"samples_per_s\":%.2f,\"skipped\":%ld,\"checkpoint\":", res.seconds,
            res.samples_per_s, res.skipped);
-    json_put_string(stdout, o.out, strlen(o.out)); /* a path may hold " or \ */
+    vcm_json_put_string(stdout, o.out, strlen(o.out)); /* a path may hold " or \ */
     printf("}\n");
     return 0;
 }

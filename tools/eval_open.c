@@ -163,18 +163,18 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
         else if (p_first >= 0) { rep->n_first_multi++; rep->sum_first_multi += p_first; }
         if (pred) {
             fprintf(pred, "{\"line\":%ld,\"qtype\":", ln->line_no);
-            if (rec.qtype) json_put_string(pred, rec.qtype, strlen(rec.qtype));
+            if (rec.qtype) vcm_json_put_string(pred, rec.qtype, strlen(rec.qtype));
             else fputs("null", pred);
             fputs(",\"question\":", pred);
-            json_put_string(pred, q, strlen(q));
+            vcm_json_put_string(pred, q, strlen(q));
             fputs(",\"answer\":", pred);
-            if (parts.a) json_put_string(pred, parts.a, parts.an);
+            if (parts.a) vcm_json_put_string(pred, parts.a, parts.an);
             else fputs("null", pred);
             fputs(",\"truth\":", pred);
-            json_put_string(pred, truth, strlen(truth));
+            vcm_json_put_string(pred, truth, strlen(truth));
             fprintf(pred, ",\"refers\":%s,\"correct\":%s,\"first_id_prob\":", v.refers ? "true" : "false",
                     v.correct ? "true" : "false");
-            json_put_number(pred, p_first >= 0 ? p_first : NAN);
+            vcm_json_put_number(pred, p_first >= 0 ? p_first : NAN);
             fputs("}\n", pred);
         }
     }
@@ -235,21 +235,21 @@ int eval_open(const char *path, Student *m, const Tokenizer *tok, const RegionMa
 
 static void put_group(FILE *f, const OpenGroup *g) {
     fprintf(f, "{\"n\":%ld,\"refers\":", g->n);
-    json_put_number(f, g->n ? (double)g->refers / (double)g->n : NAN);
+    vcm_json_put_number(f, g->n ? (double)g->refers / (double)g->n : NAN);
     fputs(",\"correct\":", f);
-    json_put_number(f, g->n ? (double)g->correct / (double)g->n : NAN);
+    vcm_json_put_number(f, g->n ? (double)g->correct / (double)g->n : NAN);
     fputc('}', f);
 }
 
 void eval_open_json(FILE *f, const OpenReport *r) {
     fprintf(f, "{\"n\":%ld,\"refers\":", r->all.n);
-    json_put_number(f, r->all.n ? (double)r->all.refers / (double)r->all.n : NAN);
+    vcm_json_put_number(f, r->all.n ? (double)r->all.refers / (double)r->all.n : NAN);
     fputs(",\"correct\":", f);
-    json_put_number(f, r->all.n ? (double)r->all.correct / (double)r->all.n : NAN);
+    vcm_json_put_number(f, r->all.n ? (double)r->all.correct / (double)r->all.n : NAN);
     fprintf(f, ",\"n_first_id\":%ld,\"first_id_prob\":", r->n_first_id);
-    json_put_number(f, r->n_first_id ? r->sum_first_id / (double)r->n_first_id : NAN);
+    vcm_json_put_number(f, r->n_first_id ? r->sum_first_id / (double)r->n_first_id : NAN);
     fprintf(f, ",\"n_first_id_multi\":%ld,\"first_id_prob_multi\":", r->n_first_multi);
-    json_put_number(f, r->n_first_multi ? r->sum_first_multi / (double)r->n_first_multi : NAN);
+    vcm_json_put_number(f, r->n_first_multi ? r->sum_first_multi / (double)r->n_first_multi : NAN);
     fputs(",\"literal\":", f);
     put_group(f, &r->literal);
     fputs(",\"relational\":", f);
@@ -257,7 +257,7 @@ void eval_open_json(FILE *f, const OpenReport *r) {
     fputs(",\"by_type\":{", f);
     for (int i = 0; i < r->n_types; i++) {
         if (i) fputc(',', f);
-        json_put_string(f, r->types[i].name, strlen(r->types[i].name));
+        vcm_json_put_string(f, r->types[i].name, strlen(r->types[i].name));
         fputc(':', f);
         put_group(f, &r->types[i]);
     }

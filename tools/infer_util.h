@@ -44,11 +44,7 @@ char *infer_describe_mentions(const char *s, const FlagList *desc, int *bad);
 typedef struct QarParts { const char *q, *a, *r; size_t qn, an, rn; } QarParts;
 void infer_split_text(const char *text, QarParts *out);
 
-/* A JSON string literal of n bytes: escapes as JSON requires, valid UTF-8 kept, every
- * invalid byte written as U+FFFD (a model can stop in the middle of a character). */
-void json_put_string(FILE *f, const char *s, size_t n);
-/* A number, or null when it is not finite. */
-void json_put_number(FILE *f, double v);
+/* JSON strings and numbers: vcm_json_put_string / vcm_json_put_number (base/base.h). */
 
 /* ---- the open-ended evaluation (tools/eval_open.c), `vcm eval --open` */
 #define OPEN_MAX_TYPES 32
