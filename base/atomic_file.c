@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,24 +20,31 @@ static void atomic_free(AtomicFile *af) {
     memset(af, 0, sizeof *af);
 }
 
-int atomic_file_open(AtomicFile *af, const char *path) {
+int atomic_file_open_flags(AtomicFile *af, const char *path, unsigned flags) {
     memset(af, 0, sizeof *af);
     size_t n = strlen(path);
+    af->flags = flags;
     af->path = malloc(n + 1);
-    af->tmp = malloc(n + 5);
+    af->tmp = malloc(n + 48);
     if (!af->path || !af->tmp) {
         atomic_free(af);
         return vcm_fail(VCM_ERR, "%s: out of memory", path);
     }
     memcpy(af->path, path, n + 1);
-    memcpy(af->tmp, path, n);
-    memcpy(af->tmp + n, ".tmp", 5);
+    /* Unique: writers that may race on one PATH (threads, ranks) each get their own
+     * temporary, and the last rename wins with a complete file. */
+    if (flags & ATOMIC_UNIQUE)
+        snprintf(af->tmp, n + 48, "%s.tmp.%ld.%lx", path, (long)getpid(),
+                 (unsigned long)vcm_hash64((uint64_t)(uintptr_t)pthread_self()) & 0xffffffffUL);
+    else
+        snprintf(af->tmp, n + 48, "%s.tmp", path);
     /* O_TRUNC: a temporary left by a killed writer is simply overwritten. */
     int fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
+        vcm_fail(VCM_ERR, "%s: cannot create: %s", af->tmp, strerror(e));
         atomic_free(af);
-        return vcm_fail(VCM_ERR, "%s: cannot create the temporary file: %s", path, strerror(e));
+        return VCM_ERR;
     }
     af->f = fdopen(fd, "wb");
     if (!af->f) {
@@ -49,6 +57,8 @@ int atomic_file_open(AtomicFile *af, const char *path) {
     setvbuf(af->f, NULL, _IOFBF, ATOMIC_BUF);
     return VCM_OK;
 }
+
+int atomic_file_open(AtomicFile *af, const char *path) { return atomic_file_open_flags(af, path, 0); }
 
 void atomic_file_abort(AtomicFile *af) {
     if (af->f) fclose(af->f);
@@ -82,7 +92,7 @@ int atomic_file_commit(AtomicFile *af) {
     int e = 0;
     if (ferror(af->f)) what = "write", e = EIO;
     else if (fflush(af->f)) what = "write", e = errno;
-    else if (fsync(fileno(af->f))) what = "fsync", e = errno;
+    else if (!(af->flags & ATOMIC_NO_SYNC) && fsync(fileno(af->f))) what = "fsync", e = errno;
     int closed = fclose(af->f);
     af->f = NULL;
     if (!what && closed) what = "close", e = errno;
@@ -93,7 +103,7 @@ int atomic_file_commit(AtomicFile *af) {
         atomic_free(af);
         return rc;
     }
-    int rc = fsync_parent_dir(af->path);
+    int rc = af->flags & ATOMIC_NO_SYNC ? VCM_OK : fsync_parent_dir(af->path);
     atomic_free(af);
     return rc;
 }

@@ -58,8 +58,14 @@ void vcm_shuffle(void *a, size_t n, size_t size, uint64_t *state);
  * and renamed onto PATH only once complete and on disk: a crash never leaves a
  * half-written PATH. A stale PATH.tmp from a killed writer is truncated by the next
  * open. One writer per PATH at a time. Failures: VCM_ERR with "PATH: problem". */
-typedef struct AtomicFile { FILE *f; char *path, *tmp; } AtomicFile;
+typedef struct AtomicFile { FILE *f; char *path, *tmp; unsigned flags; } AtomicFile;
 int atomic_file_open(AtomicFile *af, const char *path);
+/* ATOMIC_UNIQUE: the temporary is PATH.tmp.PID.THREAD, for writers that may race on one
+ * PATH (the image cache); ATOMIC_NO_SYNC: no fsync of the file and the directory, for
+ * files that can be made again (caches, the synthetic world's images) — a crash may then
+ * leave an empty PATH on some file systems, never a temporary under PATH's name. */
+enum { ATOMIC_UNIQUE = 1, ATOMIC_NO_SYNC = 2 };
+int atomic_file_open_flags(AtomicFile *af, const char *path, unsigned flags);
 /* fflush + fsync + close + rename + fsync of the directory; frees af. On any failure
  * (including an earlier fwrite error) the temporary is removed and PATH is untouched. */
 int atomic_file_commit(AtomicFile *af);

@@ -155,23 +155,13 @@ static void png_write(void *ctx, void *data, int size) {
 
 int image_save_png(const char *path, const Image *im) {
     if (!im->rgb || im->w <= 0 || im->h <= 0) return vcm_fail(VCM_EINPUT, "%s: no image to save", path);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return vcm_fail(VCM_EINPUT, "%s: path too long", path);
-    PngSink s = {fopen(tmp, "wb"), 0};
-    if (!s.f) return vcm_fail(VCM_ERR, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = stbi_write_png_to_func(png_write, &s, im->w, im->h, 3, im->rgb, im->w * 3);
-    int bad = !ok || s.failed || fflush(s.f) != 0;
-    bad |= fclose(s.f) != 0;
-    if (bad) {
-        int e = errno;
-        unlink(tmp);
-        return vcm_fail(VCM_ERR, "%s: cannot write PNG: %s", path, ok ? strerror(e) : "encoder failed");
+    AtomicFile af;
+    int rc = atomic_file_open(&af, path);
+    if (rc) return rc;
+    PngSink s = {af.f, 0};
+    if (!stbi_write_png_to_func(png_write, &s, im->w, im->h, 3, im->rgb, im->w * 3)) {
+        atomic_file_abort(&af);
+        return vcm_fail(VCM_ERR, "%s: cannot write PNG: encoder failed", path);
     }
-    if (rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return vcm_fail(VCM_ERR, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
-    }
-    return VCM_OK;
+    return atomic_file_commit(&af);   /* a short fwrite left the stream's error flag set */
 }

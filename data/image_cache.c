@@ -227,11 +227,13 @@ static void disk_write(const ImageCache *c, const char *path, int size, uint64_t
                        int ow, int oh) {
     DiskKey k;
     if (disk_key(path, &k)) return;
-    char name[4200], tmp[4300];
+    char name[4200];
     disk_name(c, h, size, name, sizeof name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", name, (long)getpid(), (unsigned long)pthread_self());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return;
+    /* Threads and ranks may write one entry at once: each its own temporary. A cache
+     * entry can be made again, so no fsync (its CRC catches a torn file). */
+    AtomicFile af;
+    if (atomic_file_open_flags(&af, name, ATOMIC_UNIQUE | ATOMIC_NO_SYNC)) return;
+    FILE *f = af.f;
     unsigned char hdr[48];
     disk_header(hdr, path, size, ow, oh, &k);
     size_t plen = strlen(path), npx = (size_t)size * (size_t)size * 3;
@@ -241,8 +243,8 @@ static void disk_write(const ImageCache *c, const char *path, int size, uint64_t
     uint32_t crc32v = (uint32_t)crc;
     int ok = fwrite(hdr, 1, 48, f) == 48 && fwrite(path, 1, plen, f) == plen &&
              fwrite(rgb, 1, npx, f) == npx && fwrite(&crc32v, 1, 4, f) == 4;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, name)) unlink(tmp);
+    if (ok) atomic_file_commit(&af);
+    else atomic_file_abort(&af);
 }
 
 /* ---------------------------------------------------------------- get */

@@ -3,8 +3,8 @@
  * JSON lines in image order, so the files do not depend on the thread count.
  *
  * Images are processed in chunks: a chunk is built in parallel into memory, then
- * written by one thread. Every file is written as NAME.tmp and renamed when complete,
- * so an interrupted run never leaves a half file under a real name. */
+ * written by one thread. Every file is an AtomicFile (base/base.h): written as NAME.tmp and
+ * renamed when complete, so an interrupted run never leaves a half file under a real name. */
 #include "data/synth_internal.h"
 #include "tensor/tensor.h"
 
@@ -66,18 +66,22 @@ static void png_sink(void *ctx, void *data, int size) {
     if (size > 0) fwrite(data, 1, (size_t)size, f);
 }
 
+/* No fsync per image: the world can be made again, and thousands of fsyncs would
+ * dominate the run. The error goes into msg (the caller's thread reports it). */
 static int write_png(const char *dir, long index, const uint8_t *rgb, char *msg, size_t cap) {
-    char name[64], path[4096], tmp[4200];
+    char name[64], path[4096];
     synth_image_name(index, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { snprintf(msg, cap, "%.280s: %s", tmp, strerror(errno)); return -1; }
-    int ok = stbi_write_png_to_func(png_sink, f, SYNTH_W, SYNTH_H, 3, rgb, SYNTH_W * 3);
-    int bad = !ok || ferror(f);
-    if (fclose(f) || bad) { snprintf(msg, cap, "%.280s: write failed", tmp); remove(tmp); return -1; }
-    if (rename(tmp, path)) { snprintf(msg, cap, "%.280s: %s", path, strerror(errno)); remove(tmp); return -1; }
-    return 0;
+    AtomicFile af;
+    int rc = atomic_file_open_flags(&af, path, ATOMIC_NO_SYNC);
+    if (!rc) {
+        if (!stbi_write_png_to_func(png_sink, af.f, SYNTH_W, SYNTH_H, 3, rgb, SYNTH_W * 3)) {
+            atomic_file_abort(&af);
+            rc = vcm_fail(VCM_ERR, "%s: the PNG encoder failed", path);
+        } else rc = atomic_file_commit(&af);
+    }
+    if (rc) snprintf(msg, cap, "%.300s", vcm_error());
+    return rc ? -1 : 0;
 }
 
 static void build_image(const SynthOptions *o, long i, uint8_t *rgb, ImageOut *out) {
@@ -162,16 +166,14 @@ static void free_out(ImageOut *o) {
 }
 
 typedef struct Writer {
-    FILE *f[N_OUT];
-    char tmp[N_OUT][4200], path[N_OUT][4200];
+    FILE *f[N_OUT];        /* af[i].f, for the appends */
+    AtomicFile af[N_OUT];
 } Writer;
 
 static void writer_abort(Writer *w) {
-    for (int i = 0; i < N_OUT; i++) {
-        if (w->f[i]) fclose(w->f[i]);
-        w->f[i] = NULL;
-        if (w->tmp[i][0]) remove(w->tmp[i]);
-    }
+    for (int i = 0; i < N_OUT; i++)
+        if (w->f[i]) atomic_file_abort(&w->af[i]);
+    memset(w, 0, sizeof *w);
 }
 
 /* Appends a chunk's output in image order; chooses annotated records with Knuth's
@@ -231,7 +233,7 @@ static int append_chunk(const SynthOptions *o, Writer *w, ImageOut *outs, long c
     }
     sb_free(&ann);
     for (int i = 0; i < N_OUT; i++)
-        if (ferror(w->f[i])) return vcm_fail(VCM_ERR, "%s: write failed", w->tmp[i]);
+        if (ferror(w->f[i])) return vcm_fail(VCM_ERR, "%s: write failed", w->af[i].tmp);
     return VCM_OK;
 }
 
@@ -248,14 +250,13 @@ int synth_generate(const SynthOptions *o, SynthStats *st) {
     Writer w;
     memset(&w, 0, sizeof w);
     for (int i = 0; i < N_OUT; i++) {
-        snprintf(w.path[i], sizeof w.path[i], "%s/%s", o->out_dir, out_names[i]);
-        snprintf(w.tmp[i], sizeof w.tmp[i], "%s/%s.tmp", o->out_dir, out_names[i]);
-        w.f[i] = fopen(w.tmp[i], "wb");
-        if (!w.f[i]) {
-            rc = vcm_fail(VCM_ERR, "%s: %s", w.tmp[i], strerror(errno));
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", o->out_dir, out_names[i]);
+        if ((rc = atomic_file_open(&w.af[i], path))) {
             writer_abort(&w);
             return rc;
         }
+        w.f[i] = w.af[i].f;
     }
     long n_train = 0;
     for (long i = 0; i < o->n_images; i++) n_train += split_of(i, o->val_frac, o->test_frac) == SPLIT_TRAIN;
@@ -294,22 +295,20 @@ int synth_generate(const SynthOptions *o, SynthStats *st) {
     free(outs);
     free(pix);
     if (rc) { writer_abort(&w); return rc; }
+    /* Every file flushed before the first rename: a full disk leaves the old set whole. */
+    for (int i = 0; i < N_OUT; i++)
+        if (fflush(w.f[i]) || ferror(w.f[i])) {
+            rc = vcm_fail(VCM_ERR, "%s: write failed: %s", w.af[i].tmp, strerror(errno));
+            writer_abort(&w);
+            return rc;
+        }
     for (int i = 0; i < N_OUT; i++) {
-        int bad = fflush(w.f[i]) || ferror(w.f[i]);
-        bad |= fclose(w.f[i]) != 0;
         w.f[i] = NULL;
-        if (bad) {
-            rc = vcm_fail(VCM_ERR, "%s: write failed", w.tmp[i]);
+        if ((rc = atomic_file_commit(&w.af[i]))) {
             writer_abort(&w);
             return rc;
         }
     }
-    for (int i = 0; i < N_OUT; i++)
-        if (rename(w.tmp[i], w.path[i])) {
-            rc = vcm_fail(VCM_ERR, "%s: %s", w.path[i], strerror(errno));
-            writer_abort(&w);
-            return rc;
-        }
     st->categories_used = popcount64(cats);
     st->backgrounds_used = popcount64(bgs);
     st->qtypes_used = popcount64(qts);

@@ -48,28 +48,16 @@ char *bpe_to_text(const Tokenizer *t) {
 }
 
 int bpe_save(const Tokenizer *t, const char *path) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return vcm_fail(VCM_EINPUT, "%s: path too long", path);
     char *text = bpe_to_text(t);
     if (!text) return VCM_ERR;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(text); return vcm_fail(VCM_ERR, "%s: cannot create: %s", tmp, strerror(errno)); }
-    fputs(text, f);
+    AtomicFile af;
+    int rc = atomic_file_open(&af, path);
+    if (!rc) {
+        fputs(text, af.f);
+        rc = atomic_file_commit(&af);
+    }
     free(text);
-    int bad = ferror(f) | fflush(f) | fsync(fileno(f));
-    bad |= fclose(f);
-    if (bad) {
-        int e = errno;
-        unlink(tmp);
-        return vcm_fail(VCM_ERR, "%s: write failed: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return vcm_fail(VCM_ERR, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
-    }
-    return VCM_OK;
+    return rc;
 }
 
 /* A cursor over the file's lines, for messages "PATH:LINE: ...". */

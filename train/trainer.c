@@ -3,6 +3,7 @@
  * bit-exact resume, a CSV log, progress, and a guard against non-finite losses. */
 #include "train/train.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -86,26 +87,34 @@ static int check_resume_options(const char *path, const char *saved, const Train
 }
 
 /* On resume, drop CSV rows past the resumed step (written after the checkpoint by the
- * run that stopped), so the log reads as one uninterrupted run. */
+ * run that stopped), so the log reads as one uninterrupted run. The kept rows replace the
+ * log atomically: a failure leaves the old log whole. NULL with the reason in vcm_error. */
 static FILE *open_log(const char *path, long start_step) {
-    if (start_step > 0) {
-        FILE *in = fopen(path, "r");
-        if (in) {
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s.tmp", path);
-            FILE *out = fopen(tmp, "w");
-            char line[4096];
-            int first = 1;
-            while (out && fgets(line, sizeof line, in)) {
-                if (first || atol(line) <= start_step) fputs(line, out);
-                first = 0;
-            }
-            fclose(in);
-            if (out && fclose(out) == 0 && rename(tmp, path) == 0) return fopen(path, "a");
+    FILE *in = start_step > 0 ? fopen(path, "r") : NULL;
+    if (in) {
+        AtomicFile af;
+        if (atomic_file_open(&af, path)) { fclose(in); return NULL; }
+        char line[4096];
+        int first = 1;
+        while (fgets(line, sizeof line, in)) {
+            if (first || atol(line) <= start_step) fputs(line, af.f);
+            first = 0;
         }
+        int bad = ferror(in);
+        fclose(in);
+        if (bad) {
+            atomic_file_abort(&af);
+            vcm_fail(VCM_ERR, "%s: read error", path);
+            return NULL;
+        }
+        if (atomic_file_commit(&af)) return NULL;
+        FILE *f = fopen(path, "a");
+        if (!f) vcm_fail(VCM_ERR, "%s: cannot append: %s", path, strerror(errno));
+        return f;
     }
     FILE *f = fopen(path, "w");
-    if (f) fprintf(f, "step,loss,lr,grad_norm,samples_per_s,val_loss,elapsed_s\n");
+    if (!f) vcm_fail(VCM_ERR, "%s: cannot create: %s", path, strerror(errno));
+    else fprintf(f, "step,loss,lr,grad_norm,samples_per_s,val_loss,elapsed_s\n");
     return f;
 }
 
@@ -329,7 +338,7 @@ int train_student(const TrainOptions *o, TrainResult *res) {
         if (!perm || !idx) rc = vcm_fail(VCM_ERR, "out of memory");
     }
     if (!rc && lead && o->log_csv && !(log = open_log(o->log_csv, start)))
-        rc = vcm_fail(VCM_ERR, "%s: cannot write the log", o->log_csv);
+        rc = vcm_fail(VCM_ERR, "cannot write the log: %s", vcm_error());
     if ((rc = agree(rc))) goto done;
 
     const int quiet = o->quiet || !lead;
