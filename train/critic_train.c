@@ -271,11 +271,7 @@ int train_critic(const CriticOptions *o, CriticResult *res) {
             if (e != epoch) {   /* Fisher–Yates of the training records, a function of (seed, epoch) */
                 uint64_t r = vcm_hash64(o->seed ^ vcm_hash64((uint64_t)e + 0xC417));
                 for (long k = 0; k < M; k++) perm[k] = train[k];
-                for (long k = M - 1; k > 0; k--) {
-                    r = vcm_hash64(r);
-                    long j = (long)((r >> 11) % (uint64_t)(k + 1));
-                    long t = perm[k]; perm[k] = perm[j]; perm[j] = t;
-                }
+                vcm_shuffle(perm, (size_t)M, sizeof *perm, &r);
                 epoch = e;
             }
             idx[i] = perm[pos];

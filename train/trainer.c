@@ -43,11 +43,7 @@ static int epoch_order(const JsonlIndex *ix, long *perm, long n, uint64_t seed, 
                                            GZ_SHUFFLE_GROUP, perm);
     for (long i = 0; i < n; i++) perm[i] = i;
     uint64_t s = vcm_hash64(seed ^ vcm_hash64((uint64_t)epoch + 0x51ED));
-    for (long i = n - 1; i > 0; i--) {
-        s = vcm_hash64(s);
-        long j = (long)((s >> 11) % (uint64_t)(i + 1));
-        long t = perm[i]; perm[i] = perm[j]; perm[j] = t;
-    }
+    vcm_shuffle(perm, (size_t)n, sizeof *perm, &s);
     return VCM_OK;
 }
 
