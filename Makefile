@@ -27,18 +27,39 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps test test-asan test-ref bench demo results clean help
-all: $(BUILD)/vcm $(TEST_BIN) $(BENCH_BIN)
+# make install (README, "Install"). DESTDIR stages the tree (packaging, tests/test_install.sh).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+bindir     ?= $(PREFIX)/bin
+libdir     ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+datadir    ?= $(PREFIX)/share
+VCM_VERSION ?= 0.1
+# `=`, not `:=`: worked out only by the install rules, not on every make.
+# vcm-<command> for every X(name, ...) of tools/tools.h, so a new command is installed too
+# ("X." for "X(": make would count that parenthesis)
+VCM_CMDS = $(shell sed -n 's/^[[:space:]]*X.\([a-z_][a-z0-9_]*\),.*/\1/p' tools/tools.h)
+# each folder's public header and what it includes (gcc -MM; system headers left out)
+PUB_HDR  = $(wildcard $(foreach d,$(LIBDIRS),$(d)/$(d).h))
+INST_HDR = $(sort $(filter %.h,$(shell $(CC) $(CFLAGS) -MM $(PUB_HDR))))
+
+.PHONY: all deps test test-asan test-ref bench demo results clean help install uninstall examples
+all: $(BUILD)/vcm $(TEST_BIN) $(BENCH_BIN) $(EXAMPLE_BIN)
 
 help:
 	@echo "make deps       install the Debian packages the project needs (as root)"
-	@echo "make            build build/vcm, the tests and the benchmarks"
+	@echo "make            build build/vcm, the tests, the benchmarks and the examples"
 	@echo "make demo       synthetic world -> tokenizer -> train nano -> eval -> generate"
 	@echo "make test       unit + integration tests (ends with 'N passed, N failed')"
 	@echo "make test-asan  the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make test-ref   compare against goldens in VCM_GOLDEN_DIR (from tests/ref/ops.py)"
 	@echo "make bench      speed against PyTorch and the OpenBLAS peak"
+	@echo "make examples   build examples/*.c against build/libvcm.a (make does it too)"
+	@echo "make install    vcm, vcm-<command>, libvcm.a, headers, vcm.pc under PREFIX (/usr/local; DESTDIR stages)"
+	@echo "make uninstall  remove what make install put there (same PREFIX and DESTDIR)"
 
 deps:
 	sh scripts/deps.sh
@@ -78,6 +99,38 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvcm.a $(BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(MPI_LIBS) $(LDLIBS) -o $@
 
+# The examples against the in-tree library, so that `make` keeps them compiling;
+# tests/test_install.sh builds them against an installed tree with pkg-config.
+examples: $(EXAMPLE_BIN)
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libvcm.a $(BUILD)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP $< $(BUILD)/libvcm.a $(LDFLAGS) $(MPI_LIBS) $(LDLIBS) -o $@
+
+# libvcm.a is static only, so Libs carries every library it needs (a program linked
+# with `pkg-config --libs vcm` needs nothing else; no Libs.private/Requires.private).
+# Paths under PREFIX are written as ${prefix}/..., so --define-variable=prefix moves them.
+pcdir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+install: $(BUILD)/vcm $(BUILD)/libvcm.a
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(datadir)/vcm
+	install -m 755 $(BUILD)/vcm $(DESTDIR)$(bindir)/vcm
+	for c in $(VCM_CMDS); do ln -sf vcm $(DESTDIR)$(bindir)/vcm-$$c || exit 1; done
+	install -m 644 $(BUILD)/libvcm.a $(DESTDIR)$(libdir)/libvcm.a
+	for h in $(INST_HDR); do install -D -m 644 $$h $(DESTDIR)$(includedir)/vcm/$$h || exit 1; done
+	install -m 644 distill/prompt_v1.txt $(DESTDIR)$(datadir)/vcm/prompt_v1.txt
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(call pcdir,$(libdir))' 'includedir=$(call pcdir,$(includedir))' \
+	  'datadir=$(call pcdir,$(datadir))' '' 'Name: vcm' \
+	  'Description: localized visual commonsense models in C (tensor, layers, student, data, tools)' \
+	  'Version: $(VCM_VERSION)' 'Cflags: -I$${includedir}/vcm' \
+	  'Libs: -L$${libdir} -lvcm -fopenmp $(strip $(MPI_LIBS) $(LDLIBS))' >$(DESTDIR)$(libdir)/pkgconfig/vcm.pc
+
+# Exactly what install wrote; the folders it made go only when empty.
+uninstall:
+	rm -f $(DESTDIR)$(bindir)/vcm $(foreach c,$(VCM_CMDS),$(DESTDIR)$(bindir)/vcm-$(c))
+	rm -f $(DESTDIR)$(libdir)/libvcm.a $(DESTDIR)$(libdir)/pkgconfig/vcm.pc $(DESTDIR)$(datadir)/vcm/prompt_v1.txt
+	rm -f $(addprefix $(DESTDIR)$(includedir)/vcm/,$(INST_HDR))
+	rmdir $(addprefix $(DESTDIR)$(includedir)/vcm/,$(sort $(dir $(INST_HDR)))) $(DESTDIR)$(includedir)/vcm \
+	  $(DESTDIR)$(datadir)/vcm 2>/dev/null || true
+
 # test and demo are the README's two commands on a fresh machine: they install what is
 # missing first (scripts/deps.sh is a quick no-op once everything is there).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -110,4 +163,4 @@ results: $(BUILD)/vcm
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(EXAMPLE_BIN:=.d)

@@ -34,8 +34,41 @@ static void set_runtime_env(char **argv) {
     /* exec failed: carry on with the library defaults */
 }
 
+/* Run command `name` with argv[0] = its name; 2 for an unknown one. */
+static int run_command(const char *name, int argc, char **argv) {
+#define X(cmd, help)                                                                 \
+    if (!strcmp(name, #cmd)) {                                                       \
+        if (!cmd_##cmd) {                                                            \
+            fprintf(stderr, "vcm: command '%s' is not built in this version\n", #cmd); \
+            return 1;                                                                \
+        }                                                                            \
+        return cmd_##cmd(argc, argv);                                                \
+    }
+    VCM_COMMANDS(X)
+#undef X
+    fprintf(stderr, "vcm: unknown command '%s'\n", name);
+    usage(stderr);
+    return 2;
+}
+
+static int is_command(const char *name) {
+#define X(cmd, help) if (!strcmp(name, #cmd)) return 1;
+    VCM_COMMANDS(X)
+#undef X
+    return 0;
+}
+
 int main(int argc, char **argv) {
     set_runtime_env(argv);
+    /* git-style: `make install` links vcm-<command> to vcm, and vcm-generate ARGS is
+     * vcm generate ARGS (argv[0] becomes the command's name, as vcm passes it). Any
+     * other name (a copy called vcm-dev) is plain vcm. */
+    const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    base = base ? base + 1 : argc > 0 ? argv[0] : "";
+    if (!strncmp(base, "vcm-", 4) && is_command(base + 4)) {
+        argv[0] = (char *)base + 4;
+        return run_command(argv[0], argc, argv);
+    }
     if (argc >= 2 && !strcmp(argv[1], "--blas-core")) {
         /* for scripts that run other programs (bench, PyTorch) with the same kernels */
         const char *pref = vcm_blas_preferred_core();
@@ -46,17 +79,5 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-#define X(name, help)                                                                \
-    if (!strcmp(argv[1], #name)) {                                                   \
-        if (!cmd_##name) {                                                           \
-            fprintf(stderr, "vcm: command '%s' is not built in this version\n", #name); \
-            return 1;                                                                \
-        }                                                                            \
-        return cmd_##name(argc - 1, argv + 1);                                       \
-    }
-    VCM_COMMANDS(X)
-#undef X
-    fprintf(stderr, "vcm: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    return run_command(argv[1], argc - 1, argv + 1);
 }
