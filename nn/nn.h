@@ -283,7 +283,26 @@ int safetensors_write(const char *path, int n, const SafetensorsEntry *e, Safete
                       void *ctx, const char *const *metadata);
 int safetensors_save(const char *path, const ParamStore *ps, const char *const *metadata);
 /* Every F32 tensor of the file into the parameter of the same name: names and shapes
- * must match both ways (a missing or extra tensor is an error). */
+ * must match both ways (a missing or extra tensor is an error). The header length and
+ * every data_offsets are checked against the file size first (a file cut short is
+ * "truncated"); then every mismatch is found before any value is copied. */
 int safetensors_load_into(const char *path, ParamStore *ps);
+/* What did not fit, one line per tensor ("tensor NAME ...", no path; "\n" after each):
+ * missing from the file, not a parameter of the model, another shape, or unreadable
+ * (a dtype other than F32, data_offsets that do not hold the shape). */
+typedef struct SafetensorsReport {
+    int n_missing, n_extra, n_shape, n_other;
+    char *text;                       /* malloc'd, NULL when nothing is wrong */
+    int oom;                          /* internal: a line could not be added */
+} SafetensorsReport;
+/* safetensors_load_into that lists every mismatch in *rep (VCM_EINPUT, vcm_error() a
+ * summary with the counts); load_into puts them in vcm_error() itself. A damaged file
+ * (no header, bad JSON, truncated) fails with its own message and an empty report.
+ * Free rep with safetensors_report_free whatever the result. */
+int safetensors_load_report(const char *path, ParamStore *ps, SafetensorsReport *rep);
+void safetensors_report_free(SafetensorsReport *rep);
+/* The string under key in the file's __metadata__ (*value malloc'd; NULL when absent),
+ * after the same header checks as loading. */
+int safetensors_metadata(const char *path, const char *key, char **value);
 
 #endif

@@ -722,11 +722,12 @@ static void test_safetensors_damage_refused(void) {
     const char *path = tmp_path("bad.safetensors");
     struct { const char *header; size_t bytes; const char *msg; } cases[] = {
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24, NULL},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 20, "data_offsets [0, 24] do not hold 6 floats inside 20 data bytes"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 20, "truncated: tensor w ends at data byte 24 but the file holds 20 data bytes (file size 85)"},
         {"{\"w\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,12]}}", 12, "dtype F16 (only F32 is read)"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]}}", 24, "tensor w has shape [3, 2] in the file but [2, 3] in the model"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[4,28]}}", 24, "do not hold"},
-        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\"u\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,28]}}", 28, "tensor u in the file is not a parameter of the model"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24, "tensor w: data_offsets [0, 20] do not hold the 6 floats of [2, 3]"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[4,28]}}", 24, "truncated: tensor w ends at data byte 28"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\"u\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,28]}}", 28, "tensor u [1] in the file is not a parameter of the model"},
         {"{}", 0, "tensor w [2, 3] of the model is missing from the file"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}", 24, "header JSON, line 1 column"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},\"w\":{}}", 24, "header JSON"},
@@ -748,6 +749,54 @@ static void test_safetensors_damage_refused(void) {
     CHECK(safetensors_load_into(path, &x) == VCM_EINPUT);
     CHECK_STR_CONTAINS(vcm_error(), "truncated");
     params_free(&x);
+}
+
+/* Every mismatch is listed, one line each (not only the first), the counts add up, the
+ * store is untouched; load_into puts them all in its message. The metadata accessor. */
+static void test_safetensors_report_lists_all(void) {
+    ParamStore a, x;
+    build_store(&a, V_BASE);
+    fill_store(&a, 9);
+    const char *path = tmp_path("rep.safetensors");
+    const char *meta[] = {"vcm_config", CONFIG, NULL};
+    CHECK(!safetensors_save(path, &a, meta));
+    char *v = NULL;
+    CHECK_MSG(!safetensors_metadata(path, "vcm_config", &v), "%s", vcm_error());
+    CHECK(v && !strcmp(v, CONFIG));
+    free(v);
+    CHECK(!safetensors_metadata(path, "absent", &v) && !v);
+    /* the file has dec.norm.* and dec.tok [50, 8]; this model lacks dec.norm, has dec.tok
+     * [40, 8] and dec.extra.weight: 2 extra, 1 shape, 1 missing */
+    params_init(&x);
+    Embedding tok;
+    Linear qkv;
+    CHECK(!linear_declare(&qkv, &x, "vit.blocks.0.attn.qkv", 8, 24, 1, 0.02f));
+    CHECK(!embedding_declare(&tok, &x, "dec.tok", 40, 8, 0.02f));
+    CHECK(params_declare(&x, "vit.patch_embed.weight", 4, (int[]){8, 3, 2, 2}, NN_INIT_ZEROS, 0, 0) != NULL);
+    CHECK(params_declare(&x, "dec.extra.weight", 1, (int[]){3}, NN_INIT_ZEROS, 0, 0) != NULL);
+    CHECK(!params_alloc(&x));
+    SafetensorsReport r;
+    CHECK(safetensors_load_report(path, &x, &r) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "4 tensors do not fit the model (1 missing, 2 not in the model, 1 with another shape, 0 unreadable)");
+    CHECK(r.n_missing == 1 && r.n_extra == 2 && r.n_shape == 1 && r.n_other == 0);
+    const char *want[] = {"tensor dec.norm.weight [8] in the file is not a parameter of the model\n",
+                          "tensor dec.norm.bias [8] in the file is not a parameter of the model\n",
+                          "tensor dec.tok.weight has shape [50, 8] in the file but [40, 8] in the model\n",
+                          "tensor dec.extra.weight [3] of the model is missing from the file\n"};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) CHECK_STR_CONTAINS(r.text, want[k]);
+    int lines = 0;
+    for (const char *c = r.text; c && *c; c++) lines += *c == '\n';
+    CHECK(lines == 4);
+    safetensors_report_free(&r);
+    size_t touched = 0;   /* vit.blocks.0.attn.qkv fits: it must still not have been read */
+    for (int i = 0; i < x.n_params; i++)
+        for (size_t j = 0; j < x.p[i]->t.n; j++) touched += x.p[i]->t.data[j] != 0;
+    CHECK_MSG(touched == 0, "%zu values were read before the mismatches were found", touched);
+    CHECK(safetensors_load_into(path, &x) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "not a parameter of the model; tensor dec.norm.bias");
+    CHECK_STR_CONTAINS(vcm_error(), "in the model; tensor dec.extra.weight [3] of the model is missing");
+    params_free(&x);
+    params_free(&a);
 }
 
 /* ---------------------------------------------------------------- vcm export */
@@ -838,6 +887,7 @@ int main(int argc, char **argv) {
     RUN(test_safetensors_roundtrip_and_python);
     RUN(test_safetensors_from_python);
     RUN(test_safetensors_damage_refused);
+    RUN(test_safetensors_report_lists_all);
     RUN(test_export_safetensors);
     RUN(test_sigkill_mid_write_keeps_previous);
 

@@ -45,7 +45,8 @@ int tool_subcommand(const char *cmd, const char *usage, const SubCommand *subs, 
     X(generate, "answers and rationales for regions of an image")                    \
     X(score, "log-probabilities of a text for regions of an image")                  \
     X(eval, "multiple-choice accuracy (and perplexity)")                             \
-    X(export, "write a checkpoint's weights as safetensors")
+    X(export, "write a checkpoint's weights as safetensors")                         \
+    X(import, "a checkpoint from safetensors (vcm export's names), shapes checked")
 
 #define X(name, help) int cmd_##name(int argc, char **argv) __attribute__((weak));
 VCM_COMMANDS(X)
