@@ -14,7 +14,7 @@ struct ArenaBlock {
 
 #define ARENA_ALIGN 64
 
-static ArenaBlock *block_new(size_t size) {
+static ArenaBlock *arena_block_new(size_t size) {
     ArenaBlock *b = malloc(sizeof *b);
     if (!b) return NULL;
     b->mem = aligned_alloc(ARENA_ALIGN, (size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
@@ -28,7 +28,7 @@ static ArenaBlock *block_new(size_t size) {
 int arena_init(Arena *a, size_t block_size) {
     memset(a, 0, sizeof *a);
     a->block_size = block_size ? block_size : (size_t)64 << 20;
-    a->blocks = a->head = block_new(a->block_size);
+    a->blocks = a->head = arena_block_new(a->block_size);
     if (!a->blocks) return vcm_fail(VCM_ERR, "out of memory: arena block of %zu bytes", a->block_size);
     return VCM_OK;
 }
@@ -41,7 +41,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
     while (a->head->used + need > a->head->size) {
         if (!a->head->next) {
             size_t size = need > a->block_size ? need : a->block_size;
-            ArenaBlock *b = block_new(size);
+            ArenaBlock *b = arena_block_new(size);
             if (!b) { vcm_fail(VCM_ERR, "out of memory: arena block of %zu bytes", size); return NULL; }
             a->head->next = b;
         }
@@ -51,12 +51,6 @@ void *arena_alloc(Arena *a, size_t bytes) {
     a->head->used += need;
     a->used += need;
     if (a->used > a->peak) a->peak = a->used;
-    return p;
-}
-
-void *arena_calloc(Arena *a, size_t bytes) {
-    void *p = arena_alloc(a, bytes);
-    if (p) memset(p, 0, bytes);
     return p;
 }
 

@@ -73,12 +73,13 @@ int graph_wants_grad(const Graph *g, const Tensor *a, const Tensor *b, const Ten
     return (a && a->grad) || (b && b->grad) || (c && c->grad);
 }
 
-/* Zero a new gradient buffer. A big activation's gradient (megabytes) zeroed by one
- * thread is a serial share of every step, so from GRAD_ZERO_PAR floats (4 MB) on it is
- * cut into chunks of GRAD_ZERO_CHUNK floats (256 KB) zeroed in parallel. Below that a
- * memset is faster than the fork/join (measured on the 2-core Xeon: 1 MB in 0.024 ms
- * serial; 16.8 MB 0.70 ms serial, 0.40 ms on two threads when the second core is
- * free). The chunks do not depend on the thread count, and the result is zeros anyway. */
+/* Zero an unset gradient buffer (grad_accumulate). A big activation's gradient
+ * (megabytes) zeroed by one thread is a serial share of every step, so from
+ * GRAD_ZERO_PAR floats (4 MB) on it is cut into chunks of GRAD_ZERO_CHUNK floats
+ * (256 KB) zeroed in parallel. Below that a memset is faster than the fork/join
+ * (measured on the 2-core Xeon: 1 MB in 0.024 ms serial; 16.8 MB 0.70 ms serial,
+ * 0.40 ms on two threads when the second core is free). The chunks do not depend on
+ * the thread count, and the result is zeros anyway. */
 #define GRAD_ZERO_CHUNK ((size_t)65536)
 #define GRAD_ZERO_PAR ((size_t)1 << 20)
 static void zero_grad_buffer(float *p, size_t n) {

@@ -219,8 +219,8 @@ static float att_exp_row(float *s, const float *bias, int n, float shift) {
 }
 
 /* P: this task's saved P (att_p_floats), or NULL when no backward will read it. */
-static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
-                             float *out, float *P, float *ws) {
+static void k_attention_forward_task(const AttDims *d, int b, int h, const float *qkv, const uint8_t *key_valid,
+                                     float *out, float *P, float *ws) {
     int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)D;
     float *Kt = ws, *Vs = Kt + (size_t)hdp * Tp, *S = Vs + (size_t)Tp * hdp;
@@ -259,8 +259,8 @@ static void att_forward_task(const AttDims *d, int b, int h, const float *qkv, c
 
 /* set: dqkv held no values (grad_overwrite); this task then writes its head's columns of
  * every row with = (dq of the rows before q0: zeros). P: this task's P from the forward. */
-static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, const float *P,
-                              const float *dout, float *dqkv, int set, float *ws) {
+static void k_attention_backward_task(const AttDims *d, int b, int h, const float *qkv, const float *P,
+                                      const float *dout, float *dqkv, int set, float *ws) {
     int T = d->T, D = d->D, hd = d->hd, hdp = d->hdp, Tp = d->Tp;
     size_t ld = 3 * (size_t)D, tp_hdp = (size_t)Tp * hdp;
     float *Ks = ws, *dKs = Ks + tp_hdp, *dVs = dKs + tp_hdp, *Vt = dVs + tp_hdp;
@@ -315,7 +315,7 @@ static void att_backward_task(const AttDims *d, int b, int h, const float *qkv, 
     }
 }
 
-static void att_node_backward(Node *node) {
+static void attention_node_backward(Node *node) {
     Tensor *qkv = node->in[0], *y = node->out;
     if (!qkv->grad) return;
     const AttSaved *sv = node->saved;
@@ -335,7 +335,8 @@ static void att_node_backward(Node *node) {
         float *ws = sv->scratch + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int t = 0; t < n_tasks; t++)
-            att_backward_task(&d, t / d.H, t % d.H, qkv->data, sv->P + pt * (size_t)t, y->grad, qkv->grad, set, ws);
+            k_attention_backward_task(&d, t / d.H, t % d.H, qkv->data, sv->P + pt * (size_t)t, y->grad, qkv->grad,
+                                      set, ws);
     }
 }
 
@@ -382,10 +383,11 @@ Tensor *op_attention_from(Graph *g, Tensor *qkv, int n_heads, int causal, const 
         float *ws = scratch + per * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int t = 0; t < n_tasks; t++)
-            att_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data, P ? P + pt * (size_t)t : NULL, ws);
+            k_attention_forward_task(&d, t / d.H, t % d.H, qkv->data, key_valid, y->data,
+                                     P ? P + pt * (size_t)t : NULL, ws);
     }
     if (wg) {
-        Node *n = graph_push(g, "attention", att_node_backward, y);
+        Node *n = graph_push(g, "attention", attention_node_backward, y);
         if (!n) return NULL;
         n->in[0] = qkv;
         n->saved = sv;

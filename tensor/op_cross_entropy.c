@@ -12,7 +12,7 @@
 
 #define CE_PAR_MIN 32768
 
-static float row_lse(const float *x, int V) {
+static float ce_row_lse(const float *x, int V) {
     int j = 0;
     float mx = -INFINITY;
     if (V >= VF_N) {
@@ -29,14 +29,14 @@ static float row_lse(const float *x, int V) {
 }
 
 /* loss_row, lse: N floats each. Returns the number of rows that count. */
-static int cross_entropy_forward(float *out, float *loss_row, float *lse, const float *logits,
-                                 const int32_t *targets, int ignore_index, size_t N, int V) {
+static int k_cross_entropy_forward(float *out, float *loss_row, float *lse, const float *logits,
+                                   const int32_t *targets, int ignore_index, size_t N, int V) {
     long n = (long)N;
 #pragma omp parallel for schedule(static) if (N * (size_t)V >= CE_PAR_MIN)
     for (long r = 0; r < n; r++) {
         const float *x = logits + (size_t)r * V;
         if (targets[r] == ignore_index) { loss_row[r] = 0.0f; lse[r] = 0.0f; continue; }
-        lse[r] = row_lse(x, V);
+        lse[r] = ce_row_lse(x, V);
         loss_row[r] = lse[r] - x[targets[r]];
     }
     double total = 0.0;
@@ -51,9 +51,9 @@ static int cross_entropy_forward(float *out, float *loss_row, float *lse, const 
 
 /* dlogits += the gradient, or = it when set (dlogits held no values: the ignored rows,
  * or all rows when none counts, are then written as zeros). */
-static void cross_entropy_backward(float *dlogits, int set, float dout, int count, const float *lse,
-                                   const float *logits, const int32_t *targets, int ignore_index,
-                                   size_t N, int V) {
+static void k_cross_entropy_backward(float *dlogits, int set, float dout, int count, const float *lse,
+                                     const float *logits, const int32_t *targets, int ignore_index,
+                                     size_t N, int V) {
     float scale = count ? dout / (float)count : 0.0f;
     long n = (long)N;
     if (count == 0 && !set) return;
@@ -79,8 +79,8 @@ static void cross_entropy_backward(float *dlogits, int set, float dout, int coun
 static void cross_entropy_node_backward(Node *node) {
     Tensor *x = node->in[0];
     if (!x->grad) return;
-    cross_entropy_backward(x->grad, grad_overwrite(x), node->out->grad[0], node->iattr[1], node->saved, x->data, node->ids,
-                           node->iattr[0], tensor_rows(x), tensor_cols(x));
+    k_cross_entropy_backward(x->grad, grad_overwrite(x), node->out->grad[0], node->iattr[1], node->saved, x->data,
+                             node->ids, node->iattr[0], tensor_rows(x), tensor_cols(x));
 }
 
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int ignore_index) {
@@ -100,7 +100,7 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int i
     if (!out) return NULL;
     float *buf = arena_alloc(&g->arena, 2 * N * sizeof(float)); /* lse | row losses */
     if (!buf) { graph_fail(g, "cross_entropy: %s", vcm_error()); return NULL; }
-    int count = cross_entropy_forward(out->data, buf + N, buf, logits->data, targets, ignore_index, N, V);
+    int count = k_cross_entropy_forward(out->data, buf + N, buf, logits->data, targets, ignore_index, N, V);
     if (wg) {
         Node *n = graph_push(g, "cross_entropy", cross_entropy_node_backward, out);
         if (!n) return NULL;

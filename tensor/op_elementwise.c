@@ -14,29 +14,6 @@
 
 /* ------------------------------------------------------------------ kernels */
 
-static void add_forward(float *out, const float *a, const float *b, size_t rows, size_t nb) {
-#pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] + b[j];
-}
-
-static void sub_forward(float *out, const float *a, const float *b, size_t rows, size_t nb) {
-#pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] - b[j];
-}
-
-static void mul_forward(float *out, const float *a, const float *b, size_t rows, size_t nb) {
-#pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] * b[j];
-}
-
-static void scale_forward(float *out, const float *a, float s, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= EW_PAR_MIN)
-    for (size_t i = 0; i < n; i++) out[i] = s * a[i];
-}
-
 /* da += s·dout (s = 1 for add, and for sub's a); da = s·dout when set (see
  * grad_overwrite: da held no values). Also op_linear_residual's r (op_matmul.h). */
 void vcm_axpy_grad(float *da, const float *dout, float s, size_t n, int set) {
@@ -50,7 +27,7 @@ void vcm_axpy_grad(float *da, const float *dout, float s, size_t n, int set) {
 }
 
 /* db[j] += s·Σ_r dout[r, j]·(w ? w[r, j] : 1), rows in order (= when set). */
-static void rowsum_backward(float *db, const float *dout, const float *w, float s, size_t rows, size_t nb, int set) {
+static void ew_sum_rows(float *db, const float *dout, const float *w, float s, size_t rows, size_t nb, int set) {
     size_t nblk = (nb + EW_COLS - 1) / EW_COLS;
 #pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN && nblk > 1)
     for (size_t blk = 0; blk < nblk; blk++) {
@@ -71,17 +48,43 @@ static void rowsum_backward(float *db, const float *dout, const float *w, float 
 
 /* add (s = 1) and sub (s = −1): da += dout, db += s·dout summed over the rows. When a
  * and b are the same tensor, da is complete before db adds to it (set_b is then 0). */
-static void addsub_backward(float *da, float *db, const float *dout, size_t rows, size_t nb, float s, int set_a,
+static void ew_addsub_grads(float *da, float *db, const float *dout, size_t rows, size_t nb, float s, int set_a,
                             int set_b) {
     if (da) vcm_axpy_grad(da, dout, 1.0f, rows * nb, set_a);
     if (db) {
         if (rows == 1) vcm_axpy_grad(db, dout, s, nb, set_b);
-        else rowsum_backward(db, dout, NULL, s, rows, nb, set_b);
+        else ew_sum_rows(db, dout, NULL, s, rows, nb, set_b);
     }
 }
 
-static void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t rows,
-                         size_t nb, int set_a, int set_b) {
+static void k_add_forward(float *out, const float *a, const float *b, size_t rows, size_t nb) {
+#pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] + b[j];
+}
+
+static void k_add_backward(float *da, float *db, const float *dout, size_t rows, size_t nb, int set_a, int set_b) {
+    ew_addsub_grads(da, db, dout, rows, nb, 1.0f, set_a, set_b);
+}
+
+static void k_sub_forward(float *out, const float *a, const float *b, size_t rows, size_t nb) {
+#pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] - b[j];
+}
+
+static void k_sub_backward(float *da, float *db, const float *dout, size_t rows, size_t nb, int set_a, int set_b) {
+    ew_addsub_grads(da, db, dout, rows, nb, -1.0f, set_a, set_b);
+}
+
+static void k_mul_forward(float *out, const float *a, const float *b, size_t rows, size_t nb) {
+#pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nb; j++) out[r * nb + j] = a[r * nb + j] * b[j];
+}
+
+static void k_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t rows,
+                           size_t nb, int set_a, int set_b) {
     if (da) {
 #pragma omp parallel for schedule(static) if (rows * nb >= EW_PAR_MIN)
         for (size_t r = 0; r < rows; r++)
@@ -92,9 +95,18 @@ static void mul_backward(float *da, float *db, const float *dout, const float *a
 #pragma omp parallel for schedule(static) if (nb >= EW_PAR_MIN)
             for (size_t j = 0; j < nb; j++) db[j] = (set_b ? 0.0f : db[j]) + dout[j] * a[j];
         } else {
-            rowsum_backward(db, dout, a, 1.0f, rows, nb, set_b);
+            ew_sum_rows(db, dout, a, 1.0f, rows, nb, set_b);
         }
     }
+}
+
+static void k_scale_forward(float *out, const float *a, float s, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= EW_PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = s * a[i];
+}
+
+static void k_scale_backward(float *da, const float *dout, float s, size_t n, int set) {
+    vcm_axpy_grad(da, dout, s, n, set);
 }
 
 /* ------------------------------------------------------------------ graph level */
@@ -108,9 +120,9 @@ static void binary_node_backward(Node *n) {
     const float *dout = n->out->grad;
     int set_a = a->grad && grad_overwrite(a), set_b = b->grad && grad_overwrite(b);
     switch (n->iattr[0]) {
-    case EW_ADD: addsub_backward(a->grad, b->grad, dout, rows, nb, 1.0f, set_a, set_b); break;
-    case EW_SUB: addsub_backward(a->grad, b->grad, dout, rows, nb, -1.0f, set_a, set_b); break;
-    default: mul_backward(a->grad, b->grad, dout, a->data, b->data, rows, nb, set_a, set_b); break;
+    case EW_ADD: k_add_backward(a->grad, b->grad, dout, rows, nb, set_a, set_b); break;
+    case EW_SUB: k_sub_backward(a->grad, b->grad, dout, rows, nb, set_a, set_b); break;
+    default: k_mul_backward(a->grad, b->grad, dout, a->data, b->data, rows, nb, set_a, set_b); break;
     }
 }
 
@@ -135,9 +147,9 @@ static Tensor *binary_op(Graph *g, Tensor *a, Tensor *b, int kind) {
     if (!out) return NULL;
     size_t nb = b->n, rows = a->n / nb;
     switch (kind) {
-    case EW_ADD: add_forward(out->data, a->data, b->data, rows, nb); break;
-    case EW_SUB: sub_forward(out->data, a->data, b->data, rows, nb); break;
-    default: mul_forward(out->data, a->data, b->data, rows, nb); break;
+    case EW_ADD: k_add_forward(out->data, a->data, b->data, rows, nb); break;
+    case EW_SUB: k_sub_forward(out->data, a->data, b->data, rows, nb); break;
+    default: k_mul_forward(out->data, a->data, b->data, rows, nb); break;
     }
     if (wg) {
         Node *n = graph_push(g, ew_names[kind], binary_node_backward, out);
@@ -154,7 +166,7 @@ Tensor *op_mul(Graph *g, Tensor *a, Tensor *b) { return binary_op(g, a, b, EW_MU
 
 static void scale_node_backward(Node *n) {
     Tensor *a = n->in[0];
-    if (a->grad) vcm_axpy_grad(a->grad, n->out->grad, n->fattr[0], a->n, grad_overwrite(a));
+    if (a->grad) k_scale_backward(a->grad, n->out->grad, n->fattr[0], a->n, grad_overwrite(a));
 }
 
 Tensor *op_scale(Graph *g, Tensor *a, float s) {
@@ -162,7 +174,7 @@ Tensor *op_scale(Graph *g, Tensor *a, float s) {
     int wg = graph_wants_grad(g, a, NULL, NULL);
     Tensor *out = graph_tensor(g, a->ndim, a->shape, wg);
     if (!out) return NULL;
-    scale_forward(out->data, a->data, s, a->n);
+    k_scale_forward(out->data, a->data, s, a->n);
     if (wg) {
         Node *n = graph_push(g, "scale", scale_node_backward, out);
         if (!n) return NULL;

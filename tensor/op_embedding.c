@@ -11,12 +11,12 @@
 #define EMB_COLS 64        /* columns per thread block in backward */
 #define EMB_PAR_MIN 65536  /* elements below which one thread does it all */
 
-static void embedding_forward(float *out, const float *W, const int32_t *ids, size_t n, int D) {
+static void k_embedding_forward(float *out, const float *W, const int32_t *ids, size_t n, int D) {
 #pragma omp parallel for schedule(static) if (n * (size_t)D >= EMB_PAR_MIN)
     for (size_t i = 0; i < n; i++) memcpy(out + i * D, W + (size_t)ids[i] * D, (size_t)D * sizeof(float));
 }
 
-static void embedding_backward(float *dW, const float *dout, const int32_t *ids, size_t n, int D) {
+static void k_embedding_backward(float *dW, const float *dout, const int32_t *ids, size_t n, int D) {
     int nblk = (D + EMB_COLS - 1) / EMB_COLS;
 #pragma omp parallel for schedule(static) if (n * (size_t)D >= EMB_PAR_MIN && nblk > 1)
     for (int blk = 0; blk < nblk; blk++) {
@@ -33,7 +33,7 @@ static void embedding_node_backward(Node *n) {
     Tensor *W = n->in[0];
     if (!W->grad) return;
     grad_accumulate(W); /* a parameter's is a sum already; ids repeat, so it is added to */
-    embedding_backward(W->grad, n->out->grad, n->ids, n->out->n / (size_t)W->shape[1], W->shape[1]);
+    k_embedding_backward(W->grad, n->out->grad, n->ids, n->out->n / (size_t)W->shape[1], W->shape[1]);
 }
 
 Tensor *op_embedding(Graph *g, Tensor *W, const int32_t *ids, int ndim_ids, const int *ids_shape) {
@@ -66,7 +66,7 @@ Tensor *op_embedding(Graph *g, Tensor *W, const int32_t *ids, int ndim_ids, cons
     int wg = graph_wants_grad(g, W, NULL, NULL);
     Tensor *out = graph_tensor(g, ndim_ids + 1, shape, wg);
     if (!out) return NULL;
-    embedding_forward(out->data, W->data, ids, n, D);
+    k_embedding_forward(out->data, W->data, ids, n, D);
     if (wg) {
         Node *node = graph_push(g, "embedding", embedding_node_backward, out);
         if (!node) return NULL;

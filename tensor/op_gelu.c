@@ -25,7 +25,7 @@ static inline vf gelu_vsig(vf x) {
     return vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
 }
 
-static void gelu_forward(float *y, const float *x, size_t n) {
+static void k_gelu_forward(float *y, const float *x, size_t n) {
     /* Blocks of 1024 elements: vector body plus a scalar tail only at the very end. */
     long nb = (long)((n + 1023) / 1024);
 #pragma omp parallel if (n >= GELU_PAR_MIN)
@@ -43,7 +43,7 @@ static void gelu_forward(float *y, const float *x, size_t n) {
 }
 
 /* dx += dy·gelu'(x), or dx = … when set (dx held no values). */
-static void gelu_backward(float *dx, const float *dy, const float *x, size_t n, int set) {
+static void k_gelu_backward(float *dx, const float *dy, const float *x, size_t n, int set) {
     long nb = (long)((n + 1023) / 1024);
 #pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
     for (long b = 0; b < nb; b++) {
@@ -67,7 +67,7 @@ static void gelu_backward(float *dx, const float *dy, const float *x, size_t n, 
 
 static void gelu_node_backward(Node *node) {
     Tensor *x = node->in[0], *y = node->out;
-    if (x->grad) gelu_backward(x->grad, y->grad, x->data, y->n, grad_overwrite(x));
+    if (x->grad) k_gelu_backward(x->grad, y->grad, x->data, y->n, grad_overwrite(x));
 }
 
 Tensor *op_gelu(Graph *g, Tensor *x) {
@@ -75,7 +75,7 @@ Tensor *op_gelu(Graph *g, Tensor *x) {
     int wg = graph_wants_grad(g, x, NULL, NULL);
     Tensor *y = graph_tensor(g, x->ndim, x->shape, wg);
     if (!y) return NULL;
-    gelu_forward(y->data, x->data, x->n);
+    k_gelu_forward(y->data, x->data, x->n);
     if (wg) {
         Node *n = graph_push(g, "gelu", gelu_node_backward, y);
         if (!n) return NULL;

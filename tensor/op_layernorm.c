@@ -15,8 +15,8 @@
 #define LN_CHUNK 32
 #define LN_PAR_MIN 16384
 
-static void ln_forward_row(float *yr, float *mean_out, float *rstd_out, const float *xr, const float *w,
-                           const float *b, int C, float eps) {
+static void k_layernorm_forward_row(float *yr, float *mean_out, float *rstd_out, const float *xr, const float *w,
+                                    const float *b, int C, float eps) {
     int j;
     /* Two passes (mean, then squared deviations): the row is in L1, and this stays
      * accurate when |mean| ≫ std, unlike E[x²] − E[x]². */
@@ -46,13 +46,13 @@ static void ln_forward_row(float *yr, float *mean_out, float *rstd_out, const fl
     if (mean_out) { *mean_out = mean; *rstd_out = rstd; }
 }
 
-static void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
-                              size_t rows, int C, float eps) {
+static void k_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                size_t rows, int C, float eps) {
     long n = (long)rows;
 #pragma omp parallel for schedule(static) if (rows * (size_t)C >= LN_PAR_MIN)
     for (long r = 0; r < n; r++)
-        ln_forward_row(y + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + (size_t)r * C, w, b,
-                       C, eps);
+        k_layernorm_forward_row(y + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + (size_t)r * C,
+                                w, b, C, eps);
 }
 
 /* Which gradients hold no values yet (grad_overwrite): written with =, not added to. */
@@ -60,8 +60,9 @@ typedef struct { int dx, dw, db; } LnSet;
 
 /* Rows [r0, r1): dx (if non-NULL; = when set_dx) and, into pw/pb (if non-NULL, zeroed
  * here), this chunk's sums of dy·x̂ and dy. */
-static void ln_backward_chunk(float *dx, int set_dx, float *pw, float *pb, const float *dy, const float *x,
-                              const float *w, const float *mean, const float *rstd, size_t r0, size_t r1, int C) {
+static void k_layernorm_backward_chunk(float *dx, int set_dx, float *pw, float *pb, const float *dy, const float *x,
+                                       const float *w, const float *mean, const float *rstd, size_t r0, size_t r1,
+                                       int C) {
     if (pw) memset(pw, 0, 2 * (size_t)C * sizeof(float));
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
@@ -134,9 +135,9 @@ static void ln_reduce_block(float *dw, float *db, LnSet set, const float *partia
 }
 
 /* partial: n_chunks × 2C floats of scratch (needed when dw or db is non-NULL). */
-static void layernorm_backward(float *dx, float *dw, float *db, LnSet set, float *partial, const float *dy,
-                               const float *x, const float *w, const float *mean, const float *rstd,
-                               size_t rows, int C) {
+static void k_layernorm_backward(float *dx, float *dw, float *db, LnSet set, float *partial, const float *dy,
+                                 const float *x, const float *w, const float *mean, const float *rstd,
+                                 size_t rows, int C) {
     long n_chunks = (long)((rows + LN_CHUNK - 1) / LN_CHUNK);
     int want_wb = dw || db, n_blocks = (C + VF_N - 1) / VF_N;
     /* One parallel region, two loops: the barrier between them completes the partials
@@ -147,7 +148,7 @@ static void layernorm_backward(float *dx, float *dw, float *db, LnSet set, float
         for (long c = 0; c < n_chunks; c++) {
             size_t r0 = (size_t)c * LN_CHUNK, r1 = r0 + LN_CHUNK < rows ? r0 + LN_CHUNK : rows;
             float *pw = want_wb ? partial + (size_t)c * 2 * C : NULL;
-            ln_backward_chunk(dx, set.dx, pw, pw ? pw + C : NULL, dy, x, w, mean, rstd, r0, r1, C);
+            k_layernorm_backward_chunk(dx, set.dx, pw, pw ? pw + C : NULL, dy, x, w, mean, rstd, r0, r1, C);
         }
         if (want_wb) {
 #pragma omp for schedule(static)
@@ -162,8 +163,8 @@ static void layernorm_node_backward(Node *node) {
     size_t rows = tensor_rows(x);
     float *dw = w ? w->grad : NULL, *db = b ? b->grad : NULL;
     LnSet set = {x->grad && grad_overwrite(x), dw && grad_overwrite(w), db && grad_overwrite(b)};
-    layernorm_backward(x->grad, dw, db, set, node->saved2, y->grad, x->data,
-                       w ? w->data : NULL, mean, mean + rows, rows, tensor_cols(x));
+    k_layernorm_backward(x->grad, dw, db, set, node->saved2, y->grad, x->data,
+                         w ? w->data : NULL, mean, mean + rows, rows, tensor_cols(x));
 }
 
 Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps) {
@@ -190,8 +191,8 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps) {
             return NULL;
         }
     }
-    layernorm_forward(y->data, stats, stats ? stats + rows : NULL, x->data, w ? w->data : NULL, b ? b->data : NULL,
-                      rows, C, eps);
+    k_layernorm_forward(y->data, stats, stats ? stats + rows : NULL, x->data, w ? w->data : NULL,
+                        b ? b->data : NULL, rows, C, eps);
     if (wg) {
         Node *n = graph_push(g, "layernorm", layernorm_node_backward, y);
         if (!n) return NULL;

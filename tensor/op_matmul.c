@@ -301,7 +301,7 @@ typedef struct {
     int ta, tb, M, N, K, batch, shared; /* shared: b is 2-D and used by every batch */
 } MatmulDims;
 
-static void matmul_forward(const MatmulDims *d, float *c, const float *a, const float *b) {
+static void k_matmul_forward(const MatmulDims *d, float *c, const float *a, const float *b) {
     int lda = d->ta ? d->M : d->K, ldb = d->tb ? d->K : d->N;
     if (d->shared && !d->ta) /* the batches stack into one tall product */
         vcm_gemm(0, d->tb, d->batch * d->M, d->N, d->K, 1.0f, a, lda, b, ldb, 0.0f, c, d->N, NULL);
@@ -311,7 +311,7 @@ static void matmul_forward(const MatmulDims *d, float *c, const float *a, const 
 }
 
 /* dA += dC·op(B)ᵀ (or, with ta, op(B)·dCᵀ); dA = … when set (beta 0). */
-static void matmul_backward_a(const MatmulDims *d, float *da, const float *dc, const float *b, int set) {
+static void k_matmul_backward_a(const MatmulDims *d, float *da, const float *dc, const float *b, int set) {
     int ldb = d->tb ? d->K : d->N;
     float beta = set ? 0.0f : 1.0f;
     size_t sb = d->shared ? 0 : (size_t)d->K * d->N, sa = (size_t)d->M * d->K, sc = (size_t)d->M * d->N;
@@ -327,7 +327,7 @@ static void matmul_backward_a(const MatmulDims *d, float *da, const float *dc, c
 }
 
 /* dB += op(A)ᵀ·dC (or, with tb, dCᵀ·op(A)); a shared B sums over the batches; = when set. */
-static void matmul_backward_b(const MatmulDims *d, float *db, const float *dc, const float *a, Graph *g, int set) {
+static void k_matmul_backward_b(const MatmulDims *d, float *db, const float *dc, const float *a, Graph *g, int set) {
     int lda = d->ta ? d->M : d->K;
     float beta = set ? 0.0f : 1.0f;
     size_t sa = (size_t)d->M * d->K, sc = (size_t)d->M * d->N, sb = (size_t)d->K * d->N;
@@ -364,8 +364,8 @@ static MatmulDims matmul_dims_of(const Node *n) {
 static void matmul_node_backward(Node *n) {
     MatmulDims d = matmul_dims_of(n);
     Tensor *a = n->in[0], *b = n->in[1];
-    if (a->grad) matmul_backward_a(&d, a->grad, n->out->grad, b->data, grad_overwrite(a));
-    if (b->grad) matmul_backward_b(&d, b->grad, n->out->grad, a->data, n->saved, grad_overwrite(b));
+    if (a->grad) k_matmul_backward_a(&d, a->grad, n->out->grad, b->data, grad_overwrite(a));
+    if (b->grad) k_matmul_backward_b(&d, b->grad, n->out->grad, a->data, n->saved, grad_overwrite(b));
 }
 
 Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, int ta, int tb) {
@@ -397,7 +397,7 @@ Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, int ta, int tb) {
     Tensor *c = graph_tensor(g, a->ndim, shape, wg);
     if (!c) return NULL;
     MatmulDims d = {ta, tb, M, N, K, (int)batch, b->ndim == 2 && batch > 1};
-    matmul_forward(&d, c->data, a->data, b->data);
+    k_matmul_forward(&d, c->data, a->data, b->data);
     if (wg) {
         Node *n = graph_push(g, "matmul", matmul_node_backward, c);
         if (!n) return NULL;

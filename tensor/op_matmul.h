@@ -1,6 +1,6 @@
 /* tensor/op_matmul.h — private to tensor/ (and bench/, tests/): the matmul kernels
- * under op_matmul / op_linear, exposed so that benchmarks can time them without the
- * graph and other kernels (attention) can reuse the deterministic gemm.
+ * under op_matmul / op_linear, for benchmarks and tests to call without the graph,
+ * and vcm_axpy_grad, which op_linear_residual shares with op_add.
  *
  * vcm_gemm: C = alpha·op(A)·op(B) + beta·C, row-major, like cblas_sgemm, but bitwise
  * identical for any thread count: the work is cut into tiles whose boundaries depend

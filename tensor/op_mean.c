@@ -8,7 +8,7 @@
 #define MEAN_PAR_MIN 65536
 #define MEAN_COLS 256 /* inner elements per work item */
 
-static void mean_forward(float *out, const float *x, size_t outer, size_t L, size_t inner) {
+static void k_mean_forward(float *out, const float *x, size_t outer, size_t L, size_t inner) {
     size_t nblk = (inner + MEAN_COLS - 1) / MEAN_COLS;
     long items = (long)(outer * nblk);
 #pragma omp parallel for schedule(static) if (outer * L * inner >= MEAN_PAR_MIN && items > 1)
@@ -24,7 +24,7 @@ static void mean_forward(float *out, const float *x, size_t outer, size_t L, siz
     }
 }
 
-static void mean_backward(float *dx, const float *dout, size_t outer, size_t L, size_t inner) {
+static void k_mean_backward(float *dx, const float *dout, size_t outer, size_t L, size_t inner) {
     float inv = 1.0f / (float)L;
 #pragma omp parallel for schedule(static) if (outer * L * inner >= MEAN_PAR_MIN)
     for (size_t r = 0; r < outer * L; r++) {
@@ -40,7 +40,7 @@ static void mean_node_backward(Node *n) {
     size_t outer = shape_numel(dim, x->shape), L = (size_t)x->shape[dim];
     if (!x->grad) return;
     grad_accumulate(x);
-    mean_backward(x->grad, n->out->grad, outer, L, x->n / (outer * L));
+    k_mean_backward(x->grad, n->out->grad, outer, L, x->n / (outer * L));
 }
 
 Tensor *op_mean(Graph *g, Tensor *x, int dim) {
@@ -59,7 +59,7 @@ Tensor *op_mean(Graph *g, Tensor *x, int dim) {
     Tensor *out = graph_tensor(g, nd, shape, wg);
     if (!out) return NULL;
     size_t outer = shape_numel(dim, x->shape), L = (size_t)x->shape[dim];
-    mean_forward(out->data, x->data, outer, L, x->n / (outer * L));
+    k_mean_forward(out->data, x->data, outer, L, x->n / (outer * L));
     if (wg) {
         Node *n = graph_push(g, "mean", mean_node_backward, out);
         if (!n) return NULL;

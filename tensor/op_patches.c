@@ -21,7 +21,7 @@ static void patch_band(float *img, float *pat, int C, int H, int W, int P, int b
     }
 }
 
-static void patches_forward(float *out, const float *img, int B, int C, int H, int W, int P) {
+static void k_patches_forward(float *out, const float *img, int B, int C, int H, int W, int P) {
     long items = (long)B * C * (H / P);
 #pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PATCH_PAR_MIN)
     for (long it = 0; it < items; it++) {
@@ -30,7 +30,7 @@ static void patches_forward(float *out, const float *img, int B, int C, int H, i
     }
 }
 
-static void patches_backward(float *dimg, const float *dout, int B, int C, int H, int W, int P) {
+static void k_patches_backward(float *dimg, const float *dout, int B, int C, int H, int W, int P) {
     long items = (long)B * C * (H / P);
 #pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PATCH_PAR_MIN)
     for (long it = 0; it < items; it++) {
@@ -43,7 +43,7 @@ static void patches_node_backward(Node *n) {
     Tensor *x = n->in[0];
     if (!x->grad) return;
     grad_accumulate(x);
-    patches_backward(x->grad, n->out->grad, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iattr[0]);
+    k_patches_backward(x->grad, n->out->grad, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iattr[0]);
 }
 
 Tensor *op_patches(Graph *g, Tensor *img, int P) {
@@ -63,7 +63,7 @@ Tensor *op_patches(Graph *g, Tensor *img, int P) {
     int wg = graph_wants_grad(g, img, NULL, NULL);
     Tensor *out = graph_tensor(g, 3, shape, wg);
     if (!out) return NULL;
-    patches_forward(out->data, img->data, B, C, H, W, P);
+    k_patches_forward(out->data, img->data, B, C, H, W, P);
     if (wg) {
         Node *n = graph_push(g, "patches", patches_node_backward, out);
         if (!n) return NULL;

@@ -1,6 +1,9 @@
 /* Concatenation and slicing along the sequence (dim 1 of [B, T, D]); both copy.
  * Each output row comes from exactly one input row, so the backward is a copy-add
- * with no two threads touching the same element. */
+ * with no two threads touching the same element. The two ops are each other's
+ * backward, so their kernels are named by the direction of the copy: k_seq_place
+ * (into the long sequence: concat forward, slice backward) and k_seq_take (out of it:
+ * slice forward, concat backward). */
 #include "tensor.h"
 
 #include <string.h>
@@ -8,7 +11,7 @@
 #define SEQ_PAR_MIN 65536
 
 /* big [B, Tbig, D] rows [off, off+T) ← small [B, T, D]: copied, or added when `add`. */
-static void seq_place(float *big, int Tbig, int off, const float *small, int B, int T, int D, int add) {
+static void k_seq_place(float *big, int Tbig, int off, const float *small, int B, int T, int D, int add) {
     size_t row = (size_t)T * D;
 #pragma omp parallel for schedule(static) if ((size_t)B * row >= SEQ_PAR_MIN)
     for (int b = 0; b < B; b++) {
@@ -20,7 +23,7 @@ static void seq_place(float *big, int Tbig, int off, const float *small, int B, 
 }
 
 /* small [B, T, D] ← big [B, Tbig, D] rows [off, off+T): copied, or added when `add`. */
-static void seq_take(float *small, const float *big, int Tbig, int off, int B, int T, int D, int add) {
+static void k_seq_take(float *small, const float *big, int Tbig, int off, int B, int T, int D, int add) {
     size_t row = (size_t)T * D;
 #pragma omp parallel for schedule(static) if ((size_t)B * row >= SEQ_PAR_MIN)
     for (int b = 0; b < B; b++) {
@@ -33,12 +36,12 @@ static void seq_take(float *small, const float *big, int Tbig, int off, int B, i
 
 /* ------------------------------------------------------------------ concat */
 
-static void concat_node_backward(Node *n) {
+static void concat_seq_node_backward(Node *n) {
     Tensor **xs = n->saved, *out = n->out;
     int B = out->shape[0], Tout = out->shape[1], D = out->shape[2], off = 0;
     for (int i = 0; i < n->iattr[0]; i++) {
         /* each input's gradient is a whole block of out's: copied when it held no values */
-        if (xs[i]->grad) seq_take(xs[i]->grad, out->grad, Tout, off, B, xs[i]->shape[1], D, !grad_overwrite(xs[i]));
+        if (xs[i]->grad) k_seq_take(xs[i]->grad, out->grad, Tout, off, B, xs[i]->shape[1], D, !grad_overwrite(xs[i]));
         off += xs[i]->shape[1];
     }
 }
@@ -66,7 +69,7 @@ Tensor *op_concat_seq(Graph *g, Tensor **xs, int n) {
     if (!out) return NULL;
     int off = 0;
     for (int i = 0; i < n; i++) {
-        seq_place(out->data, (int)T, off, xs[i]->data, B, xs[i]->shape[1], D, 0);
+        k_seq_place(out->data, (int)T, off, xs[i]->data, B, xs[i]->shape[1], D, 0);
         off += xs[i]->shape[1];
     }
     if (wg) {
@@ -74,7 +77,7 @@ Tensor *op_concat_seq(Graph *g, Tensor **xs, int n) {
         Tensor **keep = arena_alloc(&g->arena, (size_t)n * sizeof *keep);
         if (!keep) { graph_fail(g, "%s", vcm_error()); return NULL; }
         memcpy(keep, xs, (size_t)n * sizeof *keep);
-        Node *node = graph_push(g, "concat_seq", concat_node_backward, out);
+        Node *node = graph_push(g, "concat_seq", concat_seq_node_backward, out);
         if (!node) return NULL;
         node->saved = keep;
         node->iattr[0] = n;
@@ -84,7 +87,7 @@ Tensor *op_concat_seq(Graph *g, Tensor **xs, int n) {
 
 /* ------------------------------------------------------------------ slice */
 
-static void slice_node_backward(Node *n) {
+static void slice_seq_node_backward(Node *n) {
     Tensor *x = n->in[0], *out = n->out;
     if (!x->grad) return;
     int B = x->shape[0], T = x->shape[1], D = x->shape[2], off = n->iattr[0], len = out->shape[1];
@@ -95,10 +98,10 @@ static void slice_node_backward(Node *n) {
             memset(xb, 0, (size_t)off * D * sizeof(float));
             memset(xb + (size_t)(off + len) * D, 0, (size_t)(T - off - len) * D * sizeof(float));
         }
-        seq_place(x->grad, T, off, out->grad, B, len, D, 0);
+        k_seq_place(x->grad, T, off, out->grad, B, len, D, 0);
         return;
     }
-    seq_place(x->grad, T, off, out->grad, B, len, D, 1);
+    k_seq_place(x->grad, T, off, out->grad, B, len, D, 1);
 }
 
 Tensor *op_slice_seq(Graph *g, Tensor *x, int start, int len) {
@@ -117,9 +120,9 @@ Tensor *op_slice_seq(Graph *g, Tensor *x, int start, int len) {
     int wg = graph_wants_grad(g, x, NULL, NULL);
     Tensor *out = graph_tensor(g, 3, shape, wg);
     if (!out) return NULL;
-    seq_take(out->data, x->data, T, start, B, len, D, 0);
+    k_seq_take(out->data, x->data, T, start, B, len, D, 0);
     if (wg) {
-        Node *n = graph_push(g, "slice_seq", slice_node_backward, out);
+        Node *n = graph_push(g, "slice_seq", slice_seq_node_backward, out);
         if (!n) return NULL;
         n->in[0] = x;
         n->iattr[0] = start;

@@ -10,7 +10,7 @@
 /* Below this many elements the OpenMP fork/join costs more than it saves. */
 #define SOFTMAX_PAR_MIN 32768
 
-static void softmax_row(float *y, const float *x, int C) {
+static void k_softmax_forward_row(float *y, const float *x, int C) {
     int j = 0;
     float mx = -INFINITY;
     if (C >= VF_N) {
@@ -37,14 +37,14 @@ static void softmax_row(float *y, const float *x, int C) {
     for (; j < C; j++) y[j] *= inv;
 }
 
-static void softmax_forward(float *y, const float *x, size_t rows, int C) {
+static void k_softmax_forward(float *y, const float *x, size_t rows, int C) {
     long n = (long)rows;
 #pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
-    for (long r = 0; r < n; r++) softmax_row(y + (size_t)r * C, x + (size_t)r * C, C);
+    for (long r = 0; r < n; r++) k_softmax_forward_row(y + (size_t)r * C, x + (size_t)r * C, C);
 }
 
 /* dx += y ⊙ (dy − Σ dy·y), or dx = … when set (dx held no values). */
-static void softmax_backward_row(float *dx, const float *dy, const float *y, int C, int set) {
+static void k_softmax_backward_row(float *dx, const float *dy, const float *y, int C, int set) {
     int j;
     /* Σ dy·y / Σ y, in double. dy − Σ dy·y cancels where dy is near the mean, so both
      * sums must be accurate: double for the float32 accumulation error, and the
@@ -62,18 +62,18 @@ static void softmax_backward_row(float *dx, const float *dy, const float *y, int
     for (; j < C; j++) dx[j] = (set ? 0.0f : dx[j]) + y[j] * (dy[j] - dot);
 }
 
-static void softmax_backward(float *dx, const float *dy, const float *y, size_t rows, int C, int set) {
+static void k_softmax_backward(float *dx, const float *dy, const float *y, size_t rows, int C, int set) {
     long n = (long)rows;
 #pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)
     for (long r = 0; r < n; r++) {
         size_t o = (size_t)r * C;
-        softmax_backward_row(dx + o, dy + o, y + o, C, set);
+        k_softmax_backward_row(dx + o, dy + o, y + o, C, set);
     }
 }
 
 static void softmax_node_backward(Node *node) {
     Tensor *x = node->in[0], *y = node->out;
-    if (x->grad) softmax_backward(x->grad, y->grad, y->data, tensor_rows(y), tensor_cols(y), grad_overwrite(x));
+    if (x->grad) k_softmax_backward(x->grad, y->grad, y->data, tensor_rows(y), tensor_cols(y), grad_overwrite(x));
 }
 
 Tensor *op_softmax(Graph *g, Tensor *x) {
@@ -81,7 +81,7 @@ Tensor *op_softmax(Graph *g, Tensor *x) {
     int wg = graph_wants_grad(g, x, NULL, NULL);
     Tensor *y = graph_tensor(g, x->ndim, x->shape, wg);
     if (!y) return NULL;
-    softmax_forward(y->data, x->data, tensor_rows(x), tensor_cols(x));
+    k_softmax_forward(y->data, x->data, tensor_rows(x), tensor_cols(x));
     if (wg) {
         Node *n = graph_push(g, "softmax", softmax_node_backward, y);
         if (!n) return NULL;

@@ -147,7 +147,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, team_after_fork_child); }
 
 /* Make sure workers 1..n-1 exist; returns how many threads the run can use. */
-static int grow(int n) {
+static int team_grow(int n) {
     pthread_once(&atfork_once, register_atfork);
     if (n > TEAM_MAX) n = TEAM_MAX;
     while (team.workers < n - 1) {
@@ -178,7 +178,7 @@ void vcm_team_run(VcmTeamFn fn, void *arg) {
         team.after_solo = 1;
         fn(arg, 0, 1);
     } else {
-        n = grow(n);
+        n = team_grow(n);
         team.fn = fn;
         team.arg = arg;
         team.n = n;

@@ -6,11 +6,12 @@
  * Conventions
  *  - f32, row-major, contiguous, up to 4 dims.
  *  - A tensor "needs a gradient" when its grad pointer is non-NULL. An op's output
- *    gets a gradient buffer (zeroed, from the arena) and a node on the tape when any
- *    input needs a gradient and the graph records (g->grad_enabled).
- *  - Every op is a pair of plain kernels `<op>_forward` / `<op>_backward` working on
- *    float pointers, in one file `tensor/op_<op>.c`, plus the graph-level function
- *    `op_<op>(Graph *, ...)` that allocates, runs the forward kernel and records the node.
+ *    gets a gradient buffer (from the arena, unset: see Tensor.grad_unset) and a node
+ *    on the tape when any input needs a gradient and the graph records (g->grad_enabled).
+ *  - Every op lives in one file `tensor/op_<op>.c`: the graph-level function
+ *    `op_<op>(Graph *, ...)` that allocates, runs the forward kernel and records the
+ *    node; the node's `<op>_node_backward`; and a pair of static kernels on float
+ *    pointers, `k_<op>_forward` / `k_<op>_backward` (names: docs/TENSOR.md).
  *  - Backward kernels ACCUMULATE (+=) into input gradients, except that the first one
  *    to reach a gradient that holds no values yet writes it (=): see grad_overwrite.
  *  - Ops never abort: on failure (arena exhausted, bad shapes) they set the error
@@ -81,7 +82,6 @@ typedef struct Arena {
 
 int arena_init(Arena *a, size_t block_size);
 void *arena_alloc(Arena *a, size_t bytes);       /* 64-byte aligned, uninitialised; NULL + error */
-void *arena_calloc(Arena *a, size_t bytes);      /* zeroed */
 void arena_reset(Arena *a);
 void arena_free(Arena *a);
 

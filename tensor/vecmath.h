@@ -195,28 +195,6 @@ static inline double vm_dot_f64(const float *a, const float *b, int n, double *s
     return dot;
 }
 
-/* Zero n floats with non-temporal stores: for an output's gradient buffer, which is
- * only read again in the backward pass, long after — no read-for-ownership, no cache
- * pollution. Call vm_stream_fence() before another thread may read the memory. */
-static inline void vm_zero_stream(float *p, size_t n) {
-    size_t i = 0;
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-    while (i < n && ((uintptr_t)(p + i) & (sizeof(vf) - 1))) p[i++] = 0.0f;
-    for (; i + VF_N <= n; i += VF_N)
-#if defined(__AVX512F__)
-        _mm512_stream_ps(p + i, _mm512_setzero_ps());
-#else
-        _mm256_stream_ps(p + i, _mm256_setzero_ps());
-#endif
-#endif
-    for (; i < n; i++) p[i] = 0.0f;
-}
-static inline void vm_stream_fence(void) {
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-    _mm_sfence();
-#endif
-}
-
 /* dst[c·ldd + r] = src[r·lds + c] for r, c < VF_N: one VF_N × VF_N block transposed in
  * registers (attention's Kᵀ and Vᵀ). A scalar loop over a block stores one float per
  * cache line of the destination per step; this stores whole vectors. */

@@ -10,13 +10,13 @@
 
 /* One sample point: four neighbour cells and their bilinear weights. Cells are -1 and
  * weights 0 when the point lies outside [-1, H] × [-1, W] (it contributes nothing). */
-typedef struct Sample {
+typedef struct BilinearTaps {
     int p1, p2, p3, p4;
     float w1, w2, w3, w4;
-} Sample;
+} BilinearTaps;
 
-static Sample bilinear_sample(int H, int W, float y, float x) {
-    Sample s = {-1, -1, -1, -1, 0, 0, 0, 0};
+static BilinearTaps bilinear_sample(int H, int W, float y, float x) {
+    BilinearTaps s = {-1, -1, -1, -1, 0, 0, 0, 0};
     if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) return s;
     if (y <= 0) y = 0;
     if (x <= 0) x = 0;
@@ -56,7 +56,7 @@ static RoiGeom roi_geom(const float *box, const RoiAlignParams *p) {
     return g;
 }
 
-static Sample roi_sample(const RoiGeom *g, const RoiAlignParams *p, int ph, int pw, int iy, int ix) {
+static BilinearTaps roi_sample(const RoiGeom *g, const RoiAlignParams *p, int ph, int pw, int iy, int ix) {
     float y = g->start_h + (float)ph * g->bin_h + (float)(iy + 0.5f) * g->bin_h / (float)g->grid_h;
     float x = g->start_w + (float)pw * g->bin_w + (float)(ix + 0.5f) * g->bin_w / (float)g->grid_w;
     return bilinear_sample(p->H, p->W, y, x);
@@ -78,7 +78,7 @@ void roi_align_forward(float *out, const float *feat, const float *boxes, int R,
         for (int c = 0; c < C; c++) o[c] = 0;
         for (int iy = 0; iy < g.grid_h; iy++)
             for (int ix = 0; ix < g.grid_w; ix++) {
-                Sample s = roi_sample(&g, p, ph, pw, iy, ix);
+                BilinearTaps s = roi_sample(&g, p, ph, pw, iy, ix);
                 if (s.p1 < 0) continue;  /* adds 0·x: skipping it gives the same sum */
                 const float *f1 = f + (size_t)s.p1 * C, *f2 = f + (size_t)s.p2 * C;
                 const float *f3 = f + (size_t)s.p3 * C, *f4 = f + (size_t)s.p4 * C;
@@ -109,7 +109,7 @@ void roi_align_backward(float *dfeat, const float *dout, const float *boxes, int
                 const float *go = dout + ((size_t)r * cells + cell) * C;
                 for (int iy = 0; iy < g.grid_h; iy++)
                     for (int ix = 0; ix < g.grid_w; ix++) {
-                        Sample s = roi_sample(&g, p, ph, pw, iy, ix);
+                        BilinearTaps s = roi_sample(&g, p, ph, pw, iy, ix);
                         if (s.p1 < 0) continue;
                         float *d1 = df + (size_t)s.p1 * C, *d2 = df + (size_t)s.p2 * C;
                         float *d3 = df + (size_t)s.p3 * C, *d4 = df + (size_t)s.p4 * C;
