@@ -52,6 +52,12 @@ static inline uint64_t vcm_rng_below(uint64_t *state, uint64_t n) {
 /* Fisher–Yates over n elements of `size` bytes each, drawing from *state (base/rng.c):
  * the one shuffle every folder uses, so an order is a function of the stream only. */
 void vcm_shuffle(void *a, size_t n, size_t size, uint64_t *state);
+/* The same shuffle drawing j = next(state) % (i + 1) from another stream. The training
+ * loops' epoch orders use vcm_hash_chain_next (state = hash(state), 53 bits of it):
+ * the order every run so far trained in, which a resumed run must continue — and the
+ * demo's figures move a lot with the order (docs/RESULTS.md, run-to-run spread). */
+void vcm_shuffle_with(void *a, size_t n, size_t size, uint64_t (*next)(uint64_t *), uint64_t *state);
+uint64_t vcm_hash_chain_next(uint64_t *state);
 
 /* ---------------------------------------------------------------- atomic files
  * (base/atomic_file.c) A file written under a temporary name (PATH.tmp, same directory)

@@ -192,6 +192,45 @@ static int evaluate(Dataset *d, Critic *c, Graph *g, BatchBuf *bb, const Labels 
     return rc;
 }
 
+/* What the step's micro-batch needs: the training records' order and their labels. */
+typedef struct Feed {
+    const CriticOptions *o;
+    Dataset *d;
+    BatchBuf *bb;
+    Critic *c;
+    const Labels *lab;
+    const long *train;        /* the training records */
+    long n;
+    long *perm, *idx;         /* the epoch's order, the batch's records */
+    int32_t *y;               /* the batch's labels */
+    long epoch;               /* whose order perm holds; -1: none */
+} Feed;
+
+/* A step is one micro-batch: samples step·batch … of the stream, sample s being
+ * training record perm[s mod n] of epoch s / n. */
+static int micro_batch(void *ctx, Graph *g, long step, int micro, Tensor **loss, double *weight) {
+    Feed *f = ctx;
+    const CriticOptions *o = f->o;
+    (void)micro;
+    for (int i = 0; i < o->batch; i++) {
+        uint64_t s = (uint64_t)step * (uint64_t)o->batch + (uint64_t)i;
+        long e = (long)(s / (uint64_t)f->n), pos = (long)(s % (uint64_t)f->n);
+        if (e != f->epoch) {   /* Fisher–Yates of the training records, a function of (seed, epoch) */
+            uint64_t r = vcm_hash64(o->seed ^ vcm_hash64((uint64_t)e + 0xC417));
+            for (long k = 0; k < f->n; k++) f->perm[k] = f->train[k];
+            vcm_shuffle_with(f->perm, (size_t)f->n, sizeof *f->perm, vcm_hash_chain_next, &r);
+            f->epoch = e;
+        }
+        f->idx[i] = f->perm[pos];
+        f->y[i] = f->lab->vote[f->idx[i]];
+    }
+    int rc = dataset_batch(f->d, f->idx, o->batch, o->seed, (uint64_t)step * (uint64_t)o->batch, EXAMPLE_TRAIN, f->bb);
+    if (rc) return rc;
+    *weight = o->batch;   /* the loss is a mean over the batch */
+    *loss = critic_loss(g, f->c, &f->bb->b, f->y);
+    return VCM_OK;
+}
+
 int train_critic(const CriticOptions *o, CriticResult *res) {
     memset(res, 0, sizeof *res);
     res->val_loss = res->val_acc = res->val_auc = res->val_auc_fault = NAN;
@@ -253,7 +292,11 @@ int train_critic(const CriticOptions *o, CriticResult *res) {
 
     st.opt = adamw_default();
     st.opt.weight_decay = o->weight_decay;
-    LrSchedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
+    Feed f = {.o = o, .d = &d, .bb = &bb, .c = &c, .lab = &lab, .train = train, .n = res->n_train,
+              .perm = perm, .idx = idx, .y = y, .epoch = -1};
+    TrainStep ts = {.ps = &c.s.ps, .opt = &st.opt, .g = &g, .sched = {o->lr, o->min_lr, o->warmup, o->steps},
+                    .clip = o->clip, .accum = 1, .micro0 = 0, .micro1 = 1, .ranks = 1, .micro = micro_batch,
+                    .ctx = &f, .ckpt = NULL};   /* saved only at the end */
     long accepted = 0;
     for (long i = 0; i < res->n_train; i++) accepted += lab.vote[train[i]] == CRITIC_ACCEPT;
     if (!o->quiet)
@@ -263,38 +306,13 @@ int train_critic(const CriticOptions *o, CriticResult *res) {
     Progress pr;
     progress_start(&pr, 0, o->steps);
     double t0 = now_seconds();
-    long epoch = -1, M = res->n_train;
     for (long step = 0; step < o->steps; step++) {
-        for (int i = 0; i < o->batch; i++) {
-            uint64_t s = (uint64_t)step * (uint64_t)o->batch + (uint64_t)i;
-            long e = (long)(s / (uint64_t)M), pos = (long)(s % (uint64_t)M);
-            if (e != epoch) {   /* Fisher–Yates of the training records, a function of (seed, epoch) */
-                uint64_t r = vcm_hash64(o->seed ^ vcm_hash64((uint64_t)e + 0xC417));
-                for (long k = 0; k < M; k++) perm[k] = train[k];
-                vcm_shuffle(perm, (size_t)M, sizeof *perm, &r);
-                epoch = e;
-            }
-            idx[i] = perm[pos];
-            y[i] = lab.vote[idx[i]];
-        }
-        rc = dataset_batch(&d, idx, o->batch, o->seed, (uint64_t)step * (uint64_t)o->batch, EXAMPLE_TRAIN, &bb);
-        if (rc) goto done;
-        params_unset_grads(&c.s.ps);
-        graph_reset(&g);
-        Tensor *loss = critic_loss(&g, &c, &bb.b, y);
-        if (!loss || graph_backward(&g, loss)) { rc = vcm_fail(VCM_ERR, "step %ld: %s", step + 1, vcm_error()); goto done; }
-        double l = loss->data[0], norm = params_grad_norm(&c.s.ps);
-        if (!isfinite(l) || !isfinite(norm)) {
-            rc = vcm_fail(VCM_ERR, "step %ld: the %s is not finite (try a lower --lr)", step + 1,
-                          isfinite(l) ? "gradient norm" : "loss");
-            goto done;
-        }
-        double lr = lr_at(&sched, step);
-        adamw_step_scaled(&st.opt, &c.s.ps, lr, params_clip_coef(norm, o->clip)); /* clipping folded in */
-        recent[step % 50] = l;
+        StepStats ss;
+        if ((rc = train_step(&ts, step, &ss))) goto done;
+        recent[step % 50] = ss.loss;
         res->steps_done = st.step = step + 1;
         if (!o->quiet && (pr.tty || st.step % o->log_every == 0 || st.step == o->steps))
-            progress_update(&pr, st.step, "loss %.4f lr %.2e", l, lr);
+            progress_update(&pr, st.step, "loss %.4f lr %.2e", ss.loss, ss.lr);
     }
     if (!o->quiet) progress_end(&pr);
     long k = o->steps < 50 ? o->steps : 50;

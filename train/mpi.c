@@ -82,7 +82,6 @@ int dist_init(void) {
 
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
-int dist_local_size(void) { return g_local; }
 int dist_failed(void) { return g_failed; }
 
 const char *dist_backend(void) {
@@ -156,6 +155,18 @@ int dist_barrier(void) {
     }
 #endif
     return VCM_OK;
+}
+
+int dist_agree(int rc) {
+    if (g_size == 1) return rc;
+    double who = rc ? g_rank : g_size;
+    if (dist_allreduce_f64(&who, 1, DIST_MIN)) return VCM_ERR;
+    if ((int)who >= g_size) return VCM_OK;
+    struct { int code; char msg[1000]; } e = {rc, ""};
+    if ((int)who == g_rank) snprintf(e.msg, sizeof e.msg, "%s", vcm_error());
+    if (dist_broadcast(&e, sizeof e, (int)who)) return VCM_ERR;
+    if ((int)who == g_rank) return rc;
+    return vcm_fail(e.code ? e.code : VCM_ERR, "rank %d: %s", (int)who, e.msg);
 }
 
 void dist_finalize(void) {

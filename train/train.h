@@ -109,6 +109,43 @@ void progress_update(Progress *p, long step, const char *fmt, ...) __attribute__
 void progress_end(Progress *p);
 double now_seconds(void);
 
+/* ================================================================ one optimisation step
+ * (train/step.c) What the student's and the critic's loops share: this process's
+ * micro-batches forward and backward (gradients accumulated), the gradients and the
+ * loss summed over the ranks, the guard against a non-finite loss or gradient norm,
+ * clipping folded into AdamW, the learning rate of the schedule. */
+
+/* Micro-batch `micro` of update `step` (from 0) on g, already reset: read its data and
+ * put its mean loss in *loss (NULL when the forward pass failed, the graph saying why)
+ * and in *weight what the mean is over (target tokens, samples), by which the slices
+ * of a micro-batch cut over the ranks are weighed. Returns VCM_OK or the data's error. */
+typedef int (*StepMicroFn)(void *ctx, Graph *g, long step, int micro, Tensor **loss, double *weight);
+
+typedef struct TrainStep {
+    ParamStore *ps;
+    AdamW *opt;
+    Graph *g;
+    LrSchedule sched;
+    double clip;              /* max gradient norm (<= 0: none) */
+    int accum;                /* micro-batches in a step (its loss is their mean) */
+    int micro0, micro1;       /* this process's micro-batches [micro0, micro1) */
+    int split;                /* 1: every micro-batch is cut in slices over the ranks */
+    int ranks;                /* processes sharing each step: dist_size(), or 1 */
+    StepMicroFn micro;
+    void *ctx;
+    const char *ckpt;         /* the guard's message names the last good checkpoint: */
+    long ckpt_step;           /* its step, -1 none yet; ckpt NULL: none until the end */
+} TrainStep;
+
+typedef struct StepStats { double loss, norm, lr; } StepStats;   /* norm: before clipping */
+
+/* One update (index step, from 0). VCM_ERR on a non-finite loss or norm (nothing is
+ * updated; the message names the checkpoint to go on from), a failed forward or
+ * backward ("step N: ..."), an MPI failure; a micro-batch's data error as it came.
+ * With several ranks a failure on one is returned on all (dist_agree), except a failed
+ * forward or backward of a slice (split): the others are then in another collective. */
+int train_step(const TrainStep *t, long step, StepStats *out);
+
 /* ================================================================ distributed
  * (train/mpi.c) Data-parallel training over MPI (docs/CLUSTER.md). With -DVCM_MPI
  * (the Makefile sets it when it finds Open MPI) these run on MPI_COMM_WORLD; without,
@@ -122,7 +159,6 @@ enum { DIST_SUM = 0, DIST_MIN = 1, DIST_MAX = 2 };
 int dist_init(void);
 int dist_rank(void);              /* 0 outside a job */
 int dist_size(void);              /* 1 outside a job */
-int dist_local_size(void);        /* processes of the job on this machine */
 const char *dist_backend(void);   /* "Open MPI" or "none (built without MPI)" */
 /* Threads for this process when none were asked for: the cores it is bound to, or
  * the machine's cores shared by the job's processes on it. */
@@ -132,6 +168,9 @@ int dist_allreduce_sum(float *x, size_t n);
 int dist_allreduce_f64(double *x, size_t n, int op);   /* op: DIST_SUM/MIN/MAX */
 int dist_broadcast(void *buf, size_t bytes, int root);
 int dist_barrier(void);
+/* Every rank leaves with the same code: the error of the lowest failing rank, its
+ * message copied to all (so rank 0, which prints, can tell it). One process: rc. */
+int dist_agree(int rc);
 void dist_finalize(void);
 /* 1 once an MPI call has failed (a peer died): no collective can be trusted after it. */
 int dist_failed(void);
@@ -141,7 +180,7 @@ int dist_failed(void);
 void dist_on_stop(const char *msg);
 
 /* ================================================================ the critic
- * (train/critic_train.c, train/critic_score.c) — owner: critic. docs/CRITIC.md */
+ * (train/critic_train.c, train/critic_score.c) docs/CRITIC.md */
 
 /* Up to this many distinct synth.fault kinds are told apart in the reports. */
 #define CRITIC_MAX_KINDS 15

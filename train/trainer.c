@@ -43,7 +43,7 @@ static int epoch_order(const JsonlIndex *ix, long *perm, long n, uint64_t seed, 
                                            GZ_SHUFFLE_GROUP, perm);
     for (long i = 0; i < n; i++) perm[i] = i;
     uint64_t s = vcm_hash64(seed ^ vcm_hash64((uint64_t)epoch + 0x51ED));
-    vcm_shuffle(perm, (size_t)n, sizeof *perm, &s);
+    vcm_shuffle_with(perm, (size_t)n, sizeof *perm, vcm_hash_chain_next, &s);
     return VCM_OK;
 }
 
@@ -185,20 +185,6 @@ static long count_targets(const Batch *b) {
     return n;
 }
 
-/* Every rank leaves with the same code: the error of the lowest failing rank, its
- * message copied to all (so rank 0, which prints, can tell it). One process: rc. */
-static int agree(int rc) {
-    if (dist_size() == 1) return rc;
-    double who = rc ? dist_rank() : dist_size();
-    if (dist_allreduce_f64(&who, 1, DIST_MIN)) return VCM_ERR;
-    if ((int)who >= dist_size()) return VCM_OK;
-    struct { int code; char msg[1000]; } e = {rc, ""};
-    if ((int)who == dist_rank()) snprintf(e.msg, sizeof e.msg, "%s", vcm_error());
-    if (dist_broadcast(&e, sizeof e, (int)who)) return VCM_ERR;
-    if ((int)who == dist_rank()) return rc;
-    return vcm_fail(e.code ? e.code : VCM_ERR, "rank %d: %s", (int)who, e.msg);
-}
-
 /* Rank 0's weights, moments and training state to every rank (a resumed run: rank 0
  * alone read the checkpoint). */
 static int share_state(Student *m, TrainState *st) {
@@ -207,7 +193,7 @@ static int share_state(Student *m, TrainState *st) {
     if (!rc && n != m->ps.n)
         rc = vcm_fail(VCM_EINPUT, "rank %d: the checkpoint's model has %llu values, this rank's %zu", dist_rank(),
                       (unsigned long long)n, m->ps.n);
-    if ((rc = agree(rc))) return rc;
+    if ((rc = dist_agree(rc))) return rc;
     TrainState s = *st;
     s.options_json = NULL;
     rc = dist_broadcast(&s, sizeof s, 0);
@@ -254,6 +240,261 @@ static void stop_message(const TrainOptions *o, long step, long ckpt_step, int s
     dist_on_stop(msg);
 }
 
+/* ---------------------------------------------------------------- one run
+ * What the pieces of train_student share. The last checkpoint written (-1: none yet)
+ * is ts.ckpt_step, which the step's guard and the stop message name. */
+typedef struct Run {
+    const TrainOptions *o;
+    int rank, ranks, lead, quiet;
+    Shard sh;
+    Tokenizer tok;
+    ModelConfig cfg;
+    Student m;
+    TrainState st;            /* st.opt is the optimiser the step updates */
+    int resumed;
+    long start;               /* the step the run starts from */
+    Dataset train, val;
+    int have_val;
+    long n;                   /* training records */
+    BatchBuf bb;
+    Graph g;
+    long *perm, *idx;         /* the epoch's order, a micro-batch's records */
+    long epoch;               /* whose order perm holds; -1: none */
+    FILE *log;
+    char *opts;               /* options_json, saved into every checkpoint */
+    int stop_set;             /* the signal message is installed */
+    TrainStep ts;
+} Run;
+
+/* The step's micro-batch: samples s0 … s0 + sh.n of the run's sample stream, where
+ * sample s is record perm[s mod n] of epoch s / n. */
+static int micro_batch(void *ctx, Graph *g, long step, int a, Tensor **loss, double *weight) {
+    Run *r = ctx;
+    const TrainOptions *o = r->o;
+    uint64_t s0 = ((uint64_t)step * (uint64_t)o->accum + (uint64_t)a) * (uint64_t)o->batch + (uint64_t)r->sh.i0;
+    int rc = VCM_OK;
+    for (int i = 0; i < r->sh.n && !rc; i++) {
+        uint64_t s = s0 + (uint64_t)i;
+        long epoch = (long)(s / (uint64_t)r->n), pos = (long)(s % (uint64_t)r->n);
+        if (epoch != r->epoch) {
+            rc = epoch_order(&r->train.index, r->perm, r->n, o->seed, epoch);
+            r->epoch = rc ? -1 : epoch;
+        }
+        if (!rc) r->idx[i] = r->perm[pos];
+    }
+    if (!rc) rc = dataset_batch(&r->train, r->idx, r->sh.n, o->seed, s0, EXAMPLE_TRAIN, &r->bb);
+    if (rc) return rc;
+    *weight = (double)count_targets(&r->bb.b);   /* the loss is a mean over target tokens */
+    *loss = student_loss(g, &r->m, &r->bb.b);
+    return VCM_OK;
+}
+
+/* The tokenizer and the model's config, checked against each other. */
+static int setup_config(Run *r) {
+    const TrainOptions *o = r->o;
+    int rc = bpe_load(o->tokenizer, &r->tok);
+    if (!rc) rc = model_config_named(o->config, &r->cfg);
+    if (!rc) {
+        r->cfg.region_input = o->region_input;
+        if (r->tok.vocab > r->cfg.vocab)
+            rc = vcm_fail(VCM_EINPUT, "%s: %d tokens, more than the %s model's vocabulary of %d", o->tokenizer,
+                          r->tok.vocab, r->cfg.name, r->cfg.vocab);
+    }
+    return dist_agree(rc);
+}
+
+/* The model and the training state: from --out when resuming (rank 0 reads the
+ * checkpoint and hands it to the others: only it needs to see --out), else new. */
+static int setup_model(Run *r) {
+    const TrainOptions *o = r->o;
+    r->resumed = r->lead && o->resume && file_exists(o->out);
+    int rc = dist_broadcast(&r->resumed, sizeof r->resumed, 0);
+    if (rc) return rc;
+    if (!r->resumed) {
+        rc = student_init(&r->m, &r->cfg, o->seed);   /* a function of the seed: equal on every rank */
+        if ((rc = dist_agree(rc))) return rc;
+        r->st.opt = adamw_default();
+        r->st.opt.weight_decay = (float)o->weight_decay;
+        r->st.shuffle_seed = o->seed;
+        return VCM_OK;
+    }
+    if (r->lead) {
+        rc = student_load(o->out, &r->m, &r->st);
+        if (!rc) rc = check_resume_options(o->out, r->st.options_json, o);
+        if (!rc && strcmp(r->m.cfg.name, r->cfg.name))
+            rc = vcm_fail(VCM_EINPUT, "%s: holds a %s model, not %s", o->out, r->m.cfg.name, r->cfg.name);
+        free(r->st.options_json);   /* checked; each save writes this run's options */
+        r->st.options_json = NULL;
+    } else {
+        rc = student_init(&r->m, &r->cfg, o->seed);
+    }
+    if ((rc = dist_agree(rc))) return rc;
+    return r->ranks > 1 ? share_state(&r->m, &r->st) : VCM_OK;
+}
+
+/* The datasets, the buffers and the log. */
+static int setup_data(Run *r) {
+    const TrainOptions *o = r->o;
+    int rc = dataset_open(&r->train, o->corpus, o->regions, o->images_root, &r->tok, &r->cfg, o->cache_bytes, o->skip_bad);
+    if (!rc && o->val_corpus) {
+        rc = dataset_open(&r->val, o->val_corpus, o->regions, o->images_root, &r->tok, &r->cfg, o->cache_bytes / 4,
+                          o->skip_bad);
+        r->have_val = !rc;
+    }
+    /* validation batches are whole --batch ones, on whichever rank takes them */
+    if (!rc) rc = batchbuf_alloc(&r->bb, &r->cfg, r->have_val && o->batch > r->sh.n ? o->batch : r->sh.n);
+    if (!rc) rc = graph_init(&r->g, (size_t)64 << 20);
+    r->n = r->train.corpus_path ? dataset_size(&r->train) : 0;
+    if (!rc) {
+        r->perm = malloc(sizeof(long) * (size_t)(r->n > 0 ? r->n : 1));
+        r->idx = malloc(sizeof(long) * (size_t)r->sh.n);
+        if (!r->perm || !r->idx) rc = vcm_fail(VCM_ERR, "out of memory");
+    }
+    if (!rc && r->lead && o->log_csv && !(r->log = open_log(o->log_csv, r->start)))
+        rc = vcm_fail(VCM_ERR, "cannot write the log: %s", vcm_error());
+    return rc;
+}
+
+/* Everything the loop needs, agreed on by every rank. */
+static int setup(Run *r) {
+    const TrainOptions *o = r->o;
+    r->rank = dist_rank();
+    r->ranks = dist_size();
+    r->lead = r->rank == 0;
+    r->quiet = o->quiet || !r->lead;
+    r->epoch = -1;
+    int rc = shard_plan(o, r->rank, r->ranks, &r->sh);
+    if (rc || (rc = setup_config(r)) || (rc = setup_model(r))) return rc;
+    r->start = (long)r->st.step;
+    r->opts = options_json(o);
+    /* The tokenizer goes into every checkpoint, so the model file stands alone. */
+    free(r->m.tokenizer_text);
+    if (!(r->m.tokenizer_text = bpe_to_text(&r->tok))) rc = VCM_ERR;
+    if (!rc) rc = setup_data(r);
+    if ((rc = dist_agree(rc))) return rc;
+    r->ts = (TrainStep){
+        .ps = &r->m.ps, .opt = &r->st.opt, .g = &r->g,
+        .sched = {o->lr, o->min_lr, o->warmup, o->steps}, .clip = o->clip,
+        .accum = o->accum, .micro0 = r->sh.a0, .micro1 = r->sh.a1, .split = r->sh.split, .ranks = r->ranks,
+        .micro = micro_batch, .ctx = r,
+        .ckpt = o->out, .ckpt_step = r->resumed ? r->start : -1,
+    };
+    return VCM_OK;
+}
+
+static void run_free(Run *r) {
+    if (r->stop_set) dist_on_stop(NULL);
+    if (r->log) fclose(r->log);
+    free(r->opts);
+    free(r->perm);
+    free(r->idx);
+    train_state_free(&r->st);
+    graph_free(&r->g);
+    batchbuf_free(&r->bb);
+    if (r->have_val) dataset_close(&r->val);
+    if (r->train.corpus_path) dataset_close(&r->train);
+    if (r->m.ps.params) student_free(&r->m);
+    bpe_free(&r->tok);
+}
+
+/* After every --ckpt-every steps and the last: the replicas checked, rank 0 saves. */
+static int checkpoint(Run *r, const Progress *pr) {
+    long step = (long)r->st.step;
+    int rc = check_replicas(&r->m, step);
+    if (rc) return rc;
+    if (r->lead) {
+        stop_message(r->o, step, r->ts.ckpt_step, 1);
+        r->st.options_json = r->opts;
+        rc = student_save(r->o->out, &r->m, &r->st);
+        r->st.options_json = NULL;
+    }
+    if ((rc = dist_agree(rc))) return rc;
+    r->ts.ckpt_step = step;
+    if (!r->quiet && r->ranks > 1 && !pr->tty) fprintf(stderr, "train: checkpoint %s (step %ld)\n", r->o->out, step);
+    return VCM_OK;
+}
+
+/* The validation loss after every --val-every steps and the last (*vloss NAN otherwise). */
+static int validate(Run *r, double *vloss, TrainResult *res) {
+    const TrainOptions *o = r->o;
+    long step = (long)r->st.step;
+    if (!r->have_val || o->val_every <= 0 || (step % o->val_every != 0 && step != o->steps)) return VCM_OK;
+    int rc = validation_loss(&r->val, &r->m, &r->g, &r->bb, o->batch, o->val_batches, vloss);
+    if (!rc) res->last_val_loss = *vloss;
+    return rc;
+}
+
+/* Every step on a terminal; every --log-every steps, the last and those validated otherwise. */
+static void show_progress(const Run *r, Progress *pr, const StepStats *ss, double sps, double vloss) {
+    long step = (long)r->st.step;
+    if (r->quiet || !(pr->tty || step % r->o->log_every == 0 || step == r->o->steps || isfinite(vloss))) return;
+    if (isfinite(vloss))
+        progress_update(pr, step, "loss %.4f val %.4f lr %.2e %.1f samples/s", ss->loss, vloss, ss->lr, sps);
+    else
+        progress_update(pr, step, "loss %.4f lr %.2e %.1f samples/s", ss->loss, ss->lr, sps);
+}
+
+/* A row of the CSV log (vloss NAN: none at this step). */
+static void log_row(FILE *log, long step, const StepStats *ss, double sps, double vloss, double elapsed) {
+    fprintf(log, "%ld,%.6f,%.6g,%.6f,%.2f,", step, ss->loss, ss->lr, ss->norm, sps);
+    if (isfinite(vloss)) fprintf(log, "%.6f", vloss);
+    fprintf(log, ",%.2f\n", elapsed);
+    fflush(log);
+}
+
+static void announce(const Run *r) {
+    if (r->quiet) return;
+    fprintf(stderr, "train: %s model, %zu parameters, %ld records, batch %d x %d, %s from step %ld", r->cfg.name,
+            params_count(&r->m.ps), r->n, r->o->batch, r->o->accum, r->resumed ? "resuming" : "starting", r->start);
+    if (r->ranks > 1)
+        fprintf(stderr, ", %d ranks x %d thread(s), each %s", r->ranks, vcm_threads(),
+                r->sh.split ? "a slice of every micro-batch" : "whole micro-batches");
+    fputc('\n', stderr);
+}
+
+/* Steps start … --steps (or --stop-after): the update, the data cursor, validation,
+ * the log, progress, checkpoints. */
+static int run_loop(Run *r, TrainResult *res) {
+    const TrainOptions *o = r->o;
+    Progress pr;
+    progress_start(&pr, r->start, o->steps);
+    announce(r);
+    if (r->lead) { stop_message(o, r->start, r->ts.ckpt_step, 0); r->stop_set = 1; }
+    double t_start = now_seconds();
+    long samples_done = 0;
+    const long global_batch = (long)o->batch * o->accum;
+    int rc;
+    for (long step = r->start; step < o->steps; step++) {
+        double t0 = now_seconds();
+        StepStats ss;
+        if ((rc = train_step(&r->ts, step, &ss))) return rc;
+        TrainState *st = &r->st;
+        st->step = step + 1;
+        long done_samples = st->step * global_batch;
+        st->epoch = done_samples / r->n;
+        st->position = done_samples % r->n;
+        double sps = (double)global_batch / (now_seconds() - t0);
+        samples_done += global_batch;
+        res->last_loss = ss.loss;
+        double vloss = NAN;
+        if ((rc = validate(r, &vloss, res))) return rc;
+        if (r->log) log_row(r->log, (long)st->step, &ss, sps, vloss, now_seconds() - t_start);
+        show_progress(r, &pr, &ss, sps, vloss);
+        if (((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || st->step == o->steps) && (rc = checkpoint(r, &pr)))
+            return rc;
+        if (r->lead) stop_message(o, st->step, r->ts.ckpt_step, 0);
+        res->steps_done = st->step;
+        if (o->stop_after > 0 && st->step >= o->stop_after) break;
+    }
+    if (!r->quiet) progress_end(&pr);
+    res->seconds = now_seconds() - t_start;
+    res->samples_per_s = res->seconds > 0 ? (double)samples_done / res->seconds : 0;
+    double skipped = (double)r->train.n_skipped;
+    rc = dist_allreduce_f64(&skipped, 1, DIST_SUM);
+    res->skipped = (long)skipped;
+    return rc;
+}
+
 int train_student(const TrainOptions *o, TrainResult *res) {
     memset(res, 0, sizeof *res);
     res->last_val_loss = NAN;
@@ -262,228 +503,9 @@ int train_student(const TrainOptions *o, TrainResult *res) {
         return vcm_fail(VCM_EINPUT, "train: corpus, tokenizer and out are required");
     if (o->batch <= 0 || o->accum <= 0 || o->steps <= 0)
         return vcm_fail(VCM_EINPUT, "train: batch, accum and steps must be positive");
-    const int rank = dist_rank(), ranks = dist_size(), lead = rank == 0;
-    Shard sh;
-    int rc = shard_plan(o, rank, ranks, &sh);
-    if (rc) return rc;
-    Tokenizer tok = {0};
-    Student m = {0};
-    Dataset train = {0}, val = {0};
-    BatchBuf bb = {0};
-    Graph g = {0};
-    TrainState st = {0};
-    long *perm = NULL, *idx = NULL;
-    FILE *log = NULL;
-    char *opts = NULL;
-    int have_val = 0, stop_set = 0;
-    long last_ckpt_step = -1;
-
-    ModelConfig cfg;
-    rc = bpe_load(o->tokenizer, &tok);
-    if (!rc) rc = model_config_named(o->config, &cfg);
-    if (!rc) {
-        cfg.region_input = o->region_input;
-        if (tok.vocab > cfg.vocab)
-            rc = vcm_fail(VCM_EINPUT, "%s: %d tokens, more than the %s model's vocabulary of %d", o->tokenizer,
-                          tok.vocab, cfg.name, cfg.vocab);
-    }
-    if ((rc = agree(rc))) goto done;
-
-    /* Rank 0 reads the checkpoint and hands it to the others: only it needs to see --out. */
-    int resumed = lead && o->resume && file_exists(o->out);
-    if ((rc = dist_broadcast(&resumed, sizeof resumed, 0))) goto done;
-    if (resumed) {
-        if (lead) {
-            rc = student_load(o->out, &m, &st);
-            if (!rc) rc = check_resume_options(o->out, st.options_json, o);
-            if (!rc && strcmp(m.cfg.name, cfg.name))
-                rc = vcm_fail(VCM_EINPUT, "%s: holds a %s model, not %s", o->out, m.cfg.name, cfg.name);
-            free(st.options_json);   /* checked; each save writes this run's options */
-            st.options_json = NULL;
-        } else {
-            rc = student_init(&m, &cfg, o->seed);
-        }
-        if ((rc = agree(rc))) goto done;
-        if (ranks > 1 && (rc = share_state(&m, &st))) goto done;
-        last_ckpt_step = (long)st.step;
-    } else {
-        rc = student_init(&m, &cfg, o->seed);   /* a function of the seed: equal on every rank */
-        if ((rc = agree(rc))) goto done;
-        st.opt = adamw_default();
-        st.opt.weight_decay = (float)o->weight_decay;
-        st.shuffle_seed = o->seed;
-    }
-    long start = (long)st.step;
-    opts = options_json(o);
-    /* The tokenizer goes into every checkpoint, so the model file stands alone. */
-    free(m.tokenizer_text);
-    if (!(m.tokenizer_text = bpe_to_text(&tok))) rc = VCM_ERR;
-
-    if (!rc) rc = dataset_open(&train, o->corpus, o->regions, o->images_root, &tok, &cfg, o->cache_bytes, o->skip_bad);
-    if (!rc && o->val_corpus) {
-        rc = dataset_open(&val, o->val_corpus, o->regions, o->images_root, &tok, &cfg, o->cache_bytes / 4, o->skip_bad);
-        have_val = !rc;
-    }
-    /* validation batches are whole --batch ones, on whichever rank takes them */
-    if (!rc) rc = batchbuf_alloc(&bb, &cfg, have_val && o->batch > sh.n ? o->batch : sh.n);
-    if (!rc) rc = graph_init(&g, (size_t)64 << 20);
-    long N = train.corpus_path ? dataset_size(&train) : 0;
-    if (!rc) {
-        perm = malloc(sizeof(long) * (size_t)(N > 0 ? N : 1));
-        idx = malloc(sizeof(long) * (size_t)sh.n);
-        if (!perm || !idx) rc = vcm_fail(VCM_ERR, "out of memory");
-    }
-    if (!rc && lead && o->log_csv && !(log = open_log(o->log_csv, start)))
-        rc = vcm_fail(VCM_ERR, "cannot write the log: %s", vcm_error());
-    if ((rc = agree(rc))) goto done;
-
-    const int quiet = o->quiet || !lead;
-    LrSchedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
-    long cur_epoch = -1;
-    Progress pr;
-    progress_start(&pr, start, o->steps);
-    if (!quiet) {
-        fprintf(stderr, "train: %s model, %zu parameters, %ld records, batch %d x %d, %s from step %ld", cfg.name,
-                params_count(&m.ps), N, o->batch, o->accum, resumed ? "resuming" : "starting", start);
-        if (ranks > 1)
-            fprintf(stderr, ", %d ranks x %d thread(s), each %s", ranks, vcm_threads(),
-                    sh.split ? "a slice of every micro-batch" : "whole micro-batches");
-        fputc('\n', stderr);
-    }
-    if (lead) { stop_message(o, start, last_ckpt_step, 0); stop_set = 1; }
-    double t_start = now_seconds();
-    long samples_done = 0;
-    const long global_batch = (long)o->batch * o->accum;
-    for (long step = start; step < o->steps; step++) {
-        double t0 = now_seconds();
-        params_unset_grads(&m.ps);
-        double loss_sum = 0;
-        int lrc = VCM_OK;   /* this rank's failure: the others learn of it below */
-        for (int a = sh.a0; a < sh.a1; a++) {
-            uint64_t s0 = ((uint64_t)step * (uint64_t)o->accum + (uint64_t)a) * (uint64_t)o->batch + (uint64_t)sh.i0;
-            for (int i = 0; i < sh.n && !lrc; i++) {
-                uint64_t s = s0 + (uint64_t)i;
-                long epoch = (long)(s / (uint64_t)N), pos = (long)(s % (uint64_t)N);
-                if (epoch != cur_epoch) {
-                    lrc = epoch_order(&train.index, perm, N, o->seed, epoch);
-                    cur_epoch = lrc ? -1 : epoch;
-                }
-                if (!lrc) idx[i] = perm[pos];
-            }
-            if (!lrc) lrc = dataset_batch(&train, idx, sh.n, o->seed, s0, EXAMPLE_TRAIN, &bb);
-            /* The loss of the micro-batch is the mean over its target tokens: a slice's
-             * mean counts for its share of them. */
-            float scale = o->accum > 1 ? 1.0f / (float)o->accum : 1.0f;
-            if (sh.split && ranks > 1) {
-                double mine = lrc ? 0 : (double)count_targets(&bb.b);
-                double t[2] = {mine, lrc != 0};
-                if ((rc = dist_allreduce_f64(t, 2, DIST_SUM))) goto done;
-                if (t[1] > 0) break;   /* a rank failed (its lrc is set): all stop, told below */
-                scale = (float)(mine / t[0] / o->accum);
-            }
-            if (lrc) break;
-            graph_reset(&g);
-            Tensor *loss = student_loss(&g, &m, &bb.b);
-            if (scale != 1.0f) loss = op_scale(&g, loss, scale);
-            if (!loss || graph_backward(&g, loss)) { lrc = vcm_fail(VCM_ERR, "step %ld: %s", step + 1, vcm_error()); break; }
-            loss_sum += loss->data[0];
-        }
-        /* One all-reduce of the whole flat gradient, then of the loss. No bucketing or
-         * overlap with the backward pass: the all-reduce is a few per cent of a step
-         * at most (docs/CLUSTER.md, measured and modelled), all overlap could win. */
-        double nonfinite = 0;
-        if (ranks > 1) {
-            params_settle_grads(&m.ps); /* a parameter no backward reached: zeros */
-            if ((rc = dist_allreduce_sum(m.ps.grads, m.ps.n))) goto done;
-            double v[2] = {loss_sum, lrc != 0};
-            if ((rc = dist_allreduce_f64(v, 2, DIST_SUM))) goto done;
-            if (v[1] > 0) {
-                rc = agree(lrc ? lrc : VCM_OK);
-                if (!rc) rc = vcm_fail(VCM_ERR, "step %ld: a rank failed", step + 1);
-                goto done;
-            }
-            loss_sum = v[0];
-        } else if (lrc) {
-            rc = lrc;
-            goto done;
-        }
-        double norm = params_grad_norm(&m.ps); /* clipped inside the update below */
-        /* The guard decides the same on every rank. */
-        nonfinite = !isfinite(loss_sum) || !isfinite(norm);
-        if ((rc = dist_allreduce_f64(&nonfinite, 1, DIST_MAX))) goto done;
-        if (nonfinite > 0) {
-            if (last_ckpt_step >= 0)
-                rc = vcm_fail(VCM_ERR, "step %ld: the %s is %s; stopped without updating. The last good checkpoint is %s (step %ld)",
-                              step + 1, isfinite(loss_sum) ? "gradient norm" : "loss",
-                              isfinite(loss_sum) && isfinite(norm) ? "not finite on another rank"
-                              : isnan(loss_sum) || isnan(norm) ? "NaN" : "infinite",
-                              o->out, last_ckpt_step);
-            else
-                rc = vcm_fail(VCM_ERR, "step %ld: the %s is not finite; stopped before any checkpoint was written (try a lower --lr)",
-                              step + 1, isfinite(loss_sum) ? "gradient norm" : "loss");
-            goto done;
-        }
-        double lr = lr_at(&sched, step);
-        adamw_step_scaled(&st.opt, &m.ps, lr, params_clip_coef(norm, o->clip));
-        st.step = step + 1;
-        long done_samples = (st.step) * global_batch;
-        st.epoch = done_samples / N;
-        st.position = done_samples % N;
-        double dt = now_seconds() - t0;
-        samples_done += global_batch;
-        double sps = (double)global_batch / dt;
-        res->last_loss = loss_sum;
-        double vloss = NAN;
-        if (have_val && o->val_every > 0 && (st.step % o->val_every == 0 || st.step == o->steps)) {
-            if ((rc = validation_loss(&val, &m, &g, &bb, o->batch, o->val_batches, &vloss))) goto done;
-            res->last_val_loss = vloss;
-        }
-        if (log) {
-            fprintf(log, "%ld,%.6f,%.6g,%.6f,%.2f,", (long)st.step, loss_sum, lr, norm, sps);
-            if (isfinite(vloss)) fprintf(log, "%.6f", vloss);
-            fprintf(log, ",%.2f\n", now_seconds() - t_start);
-            fflush(log);
-        }
-        if (!quiet && (pr.tty || st.step % o->log_every == 0 || st.step == o->steps || isfinite(vloss))) {
-            if (isfinite(vloss))
-                progress_update(&pr, st.step, "loss %.4f val %.4f lr %.2e %.1f samples/s", loss_sum, vloss, lr, sps);
-            else
-                progress_update(&pr, st.step, "loss %.4f lr %.2e %.1f samples/s", loss_sum, lr, sps);
-        }
-        if ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == o->steps) {
-            if ((rc = check_replicas(&m, st.step))) goto done;
-            if (lead) {
-                stop_message(o, st.step, last_ckpt_step, 1);
-                st.options_json = opts;
-                rc = student_save(o->out, &m, &st);
-                st.options_json = NULL;
-            }
-            if ((rc = agree(rc))) goto done;
-            last_ckpt_step = st.step;
-            if (!quiet && ranks > 1 && !pr.tty) fprintf(stderr, "train: checkpoint %s (step %ld)\n", o->out, last_ckpt_step);
-        }
-        if (lead) stop_message(o, st.step, last_ckpt_step, 0);
-        res->steps_done = st.step;
-        if (o->stop_after > 0 && st.step >= o->stop_after) break;
-    }
-    if (!quiet) progress_end(&pr);
-    res->seconds = now_seconds() - t_start;
-    res->samples_per_s = res->seconds > 0 ? (double)samples_done / res->seconds : 0;
-    double skipped = (double)train.n_skipped;
-    rc = dist_allreduce_f64(&skipped, 1, DIST_SUM);
-    res->skipped = (long)skipped;
-done:
-    if (stop_set) dist_on_stop(NULL);
-    if (log) fclose(log);
-    free(opts);
-    free(perm);
-    free(idx);
-    train_state_free(&st);
-    graph_free(&g);
-    batchbuf_free(&bb);
-    if (have_val) dataset_close(&val);
-    if (train.corpus_path) dataset_close(&train);
-    if (m.ps.params) student_free(&m);
-    bpe_free(&tok);
+    Run r = {.o = o};
+    int rc = setup(&r);
+    if (!rc) rc = run_loop(&r, res);
+    run_free(&r);
     return rc;
 }
