@@ -42,13 +42,6 @@ static void progress_end(const Progress *p) {
     if (p->printed) fputc('\n', stderr);
 }
 
-static void print_json(json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    if (s) printf("%s\n", s);
-    free(s);
-    fflush(stdout);
-}
-
 static int cmd_validate(int argc, char **argv) {
     const char *regions = NULL, *images_root = NULL;
     int skip_bad = 0;
@@ -101,9 +94,7 @@ static int cmd_validate(int argc, char **argv) {
         regionmap_free(&m);
     }
     json_object_set_new(o, "mapping", mj);
-    print_json(o);
-    json_decref(o);
-    return 0;
+    return tool_print_json("corpus validate", o, JSON_REAL_PRECISION(10));
 }
 
 static int cmd_stats(int argc, char **argv) {
@@ -125,9 +116,7 @@ static int cmd_stats(int argc, char **argv) {
     rc = corpus_stats(pos[0], skip_bad, &o, on_progress, &pr);
     progress_end(&pr);
     if (rc) return tool_error("corpus stats", rc, "%s", vcm_error());
-    print_json(o);
-    json_decref(o);
-    return 0;
+    return tool_print_json("corpus stats", o, JSON_REAL_PRECISION(10));
 }
 
 static int cmd_index(int argc, char **argv) {
@@ -201,10 +190,8 @@ static int cmd_index(int argc, char **argv) {
         json_object_set_new(o, "random_reads", json_integer(sample));
         json_object_set_new(o, "random_read_us", json_real(1e6 * t_reads / sample));
     }
-    print_json(o);
-    json_decref(o);
     jsonl_index_free(&ix);
-    return 0;
+    return tool_print_json("corpus index", o, JSON_REAL_PRECISION(10));
 }
 
 static int cmd_get(int argc, char **argv) {

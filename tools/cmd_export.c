@@ -53,10 +53,5 @@ int cmd_export(int argc, char **argv) {
     if (rc) return tool_error(CMD, rc == VCM_EINPUT ? 2 : 1, "%s", vcm_error());
     json_t *line = json_pack("{s:s, s:i, s:I, s:I}", "out", out, "tensors", n, "params", (json_int_t)n_params,
                              "bytes", (json_int_t)bytes);
-    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(line);
-    if (!text) return tool_error(CMD, 1, "out of memory");
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return tool_print_json(CMD, line, JSON_PRESERVE_ORDER);
 }

@@ -129,12 +129,7 @@ static int print_line(const char *out, const ParamStore *ps, const Source *s) {
     json_t *line = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:o}", "out", out, "tensors", ps->n_params, "params",
                              (json_int_t)params_count(ps), "config", s->cfg.name, "kind", s->kind, "config_from",
                              s->from, "tokenizer", s->tok_from ? json_string(s->tok_from) : json_null());
-    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(line);
-    if (!text) return tool_error(CMD, 1, "out of memory");
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return tool_print_json(CMD, line, JSON_PRESERVE_ORDER);
 }
 
 int cmd_import(int argc, char **argv) {

@@ -18,7 +18,7 @@ static void on_progress(long entries, void *ctx) {
     else if (entries % (1L << 18) == 0) fprintf(stderr, "vcm regions import-vg: %ld images\n", entries);
 }
 
-static void print_stats(const VgImportOptions *o, const char *out, const VgImportStats *st) {
+static int print_stats(const VgImportOptions *o, const char *out, const VgImportStats *st) {
     json_t *j = json_object();
     json_object_set_new(j, "out", json_string(out));
     json_object_set_new(j, "images", json_integer(st->images));
@@ -39,11 +39,7 @@ static void print_stats(const VgImportOptions *o, const char *out, const VgImpor
     json_object_set_new(j, "bad_entries", json_integer(st->bad_entries));
     json_object_set_new(j, "bad_regions_or_objects", json_integer(st->bad_items));
     json_object_set_new(j, "bad_by_reason", bad_reasons_json(st->bad_by_reason));
-    char *s = json_dumps(j, JSON_COMPACT);
-    if (s) printf("%s\n", s);
-    free(s);
-    json_decref(j);
-    fflush(stdout);
+    return tool_print_json("regions import-vg", j, 0);
 }
 
 static int cmd_import_vg(int argc, char **argv) {
@@ -95,8 +91,7 @@ static int cmd_import_vg(int argc, char **argv) {
         return tool_error("regions import-vg", rc, "%s", vcm_error());
     }
     if ((rc = atomic_file_commit(&af))) return tool_error("regions import-vg", rc, "%s", vcm_error());
-    print_stats(&o, out, &st);
-    return 0;
+    return print_stats(&o, out, &st);
 }
 
 int cmd_regions(int argc, char **argv) {

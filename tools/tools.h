@@ -3,6 +3,9 @@
 #ifndef VCM_TOOLS_H
 #define VCM_TOOLS_H
 
+#include <jansson.h>
+#include <stddef.h>
+
 /* One flag of a command. kind:
  *   's' const char *       'i' int        'f' float      'd' double
  *   'b' int set to 1 (takes no value)
@@ -25,14 +28,19 @@ void flags_usage(const char *usage, const Flag *flags, void *stream);
 /* Print "vcm <cmd>: <message>" on stderr and return code (for `return tool_error(...)`). */
 int tool_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* line as one compact JSON line on stdout (json_dumps flags added to JSON_COMPACT), then
+ * json_decref(line); line may be NULL (a failed json_pack). 1 with a message when it
+ * cannot be made (out of memory), else 0. */
+int tool_print_json(const char *cmd, json_t *line, size_t flags);
+
 /* `vcm CMD SUB ...` for a command made of subcommands: no SUB prints usage on stderr
  * (2), --help / -h / help on stdout (0), an unknown one "vcm CMD: unknown subcommand"
  * (2); else subs[i].fn runs with argv[0] = "CMD SUB", so its flag errors name both. */
 typedef struct SubCommand { const char *name; int (*fn)(int argc, char **argv); } SubCommand;
 int tool_subcommand(const char *cmd, const char *usage, const SubCommand *subs, int n_subs, int argc, char **argv);
 
-/* Subcommands. Each is defined in tools/cmd_<name>.c; a missing one is reported as
- * not yet built (weak symbols), so the command table never has to change. */
+/* Subcommands, each defined in tools/cmd_<name>.c. The Makefile reads this table for
+ * the vcm-<command> links of make install. */
 #define VCM_COMMANDS(X)                                                              \
     X(synth, "build the synthetic world: images, regions, corpus, annotations, mc sets") \
     X(tokenizer, "train | encode | decode the byte-level BPE tokenizer")             \
@@ -48,7 +56,7 @@ int tool_subcommand(const char *cmd, const char *usage, const SubCommand *subs, 
     X(export, "write a checkpoint's weights as safetensors")                         \
     X(import, "a checkpoint from safetensors (vcm export's names), shapes checked")
 
-#define X(name, help) int cmd_##name(int argc, char **argv) __attribute__((weak));
+#define X(name, help) int cmd_##name(int argc, char **argv);
 VCM_COMMANDS(X)
 #undef X
 
