@@ -253,7 +253,7 @@ static int run_generate(int reps) {
         for (int k = 0; k < 32; k++) {
             int arg = 0;
             for (int v = 1; v < c.vocab; v++)
-                if (in.logits[v] > in.logits[arg]) arg = v;
+                if (in.kv.logits[v] > in.kv.logits[arg]) arg = v;
             if (infer_step(&in, arg)) return fprintf(stderr, "%s\n", vcm_error()), 1;
         }
         t = (now_ms() - t) / 32;

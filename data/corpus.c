@@ -3,7 +3,7 @@
  * (question[2][0]); the parsed record owns its strings in one small pool. */
 #include "data/data.h"
 #include "data/json_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <jansson.h>
 #include <limits.h>

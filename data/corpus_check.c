@@ -1,7 +1,7 @@
 /* `vcm corpus validate`, the library side: every record of a file, in order, through
  * every check; stop at the first problem, or count problems by reason (skip_bad). */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <jansson.h>
 #include <stdlib.h>

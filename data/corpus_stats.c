@@ -2,7 +2,7 @@
  * images/sources/splits are counted in jansson objects used as hash tables; the
  * predictions are kept (8 bytes a record) for exact quantiles. */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 /* ================================================================ records and readers
- * (data/jsonl*.c, data/corpus*.c, data/regions*.c, data/example*.c) — owner: readers
+ * (data/jsonl*.c, data/corpus*.c, data/regions*.c, data/example*.c)
  * Formats, validation rules and the rendering of region mentions: docs/DATA_FORMATS.md.
  *
  * Errors: VCM_EINPUT with "FILE:LINE:COL: problem" for JSON syntax (COL from jansson,
@@ -367,7 +367,7 @@ void open_judge(const char *answer, size_t answer_len, const char *truth, const 
                 const int *asked, int n_regions, OpenVerdict *v);
 
 /* ================================================================ images and drawing
- * (data/image*.c, data/draw*.c) — owner: images
+ * (data/image*.c, data/draw*.c)
  *
  * 8-bit RGB, row-major, 3 bytes a pixel. */
 typedef struct Image {
@@ -450,7 +450,7 @@ typedef struct DrawBox { float x0, y0, x1, y1; int id; } DrawBox;
 void draw_boxes(Image *im, const DrawBox *boxes, int n, int label_scale);
 
 /* ================================================================ synthetic world
- * (data/synth*.c) — owner: synth. docs/SYNTH.md
+ * (data/synth*.c) docs/SYNTH.md
  *
  * `vcm synth`: procedurally drawn scenes (6 backgrounds, 41 categories), their literal
  * verbalizations, a simulated noisy teacher, simulated annotators and multiple-choice

@@ -2,7 +2,7 @@
  * renumbering by draw order, the boxes scaled with the resize, and the text with
  * mentions rendered as [k]. Rules: docs/DATA_FORMATS.md, "Region handling". */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>

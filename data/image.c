@@ -1,6 +1,6 @@
 /* Images: decode (stb_image) to RGB, header-only size, atomic PNG writes. */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * out first, under a byte budget; optionally a directory of raw files behind it.
  * One mutex guards the table; decoding happens outside it so misses run in parallel. */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <pthread.h>

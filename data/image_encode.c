@@ -1,7 +1,7 @@
 /* Crops, fitting to a size, and JPEG data URLs: an image as a vision-language model's
  * chat request carries it (`vcm verbalize`). */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>

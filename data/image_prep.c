@@ -1,6 +1,6 @@
 /* From a decoded image to the model's input: resize, box scaling, CHW floats. */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <stb/stb_image_resize.h>
 

@@ -5,7 +5,7 @@
  * file. Reads through zlib's gzread: plain or gzip, like data/jsonl.c. */
 #include "data/data.h"
 #include "data/json_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <jansson.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* The helpers of data/json_internal.h. */
 #include "data/json_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <string.h>

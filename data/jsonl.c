@@ -3,7 +3,7 @@
  * becomes JSON (so every syntax error is worded the same way). */
 #include "data/data.h"
 #include "data/json_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <jansson.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  * members are walked like gzip does; trailing non-gzip bytes are ignored as gzip does).
  * Memory: 16 bytes a record + (32 KiB + 24 B) per access point. */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * with a jansson object used as a hash table (image → entry index). */
 #include "data/data.h"
 #include "data/json_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <jansson.h>

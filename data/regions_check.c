@@ -1,7 +1,7 @@
 /* Checks that need more than one line: a mapping entry against its image file, and a
  * corpus record against the mapping (its image is mapped, its region ids exist). */
 #include "data/data.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Small public entry points of the synthetic world: its vocabulary, one image, and the
  * true answer of a multiple-choice question (for tests and analysis scripts). */
 #include "data/synth_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>

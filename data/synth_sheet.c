@@ -4,7 +4,7 @@
  * categories stay distinguishable. Below the samples, a gallery: every category once,
  * at its typical size on a plain tile, native and as the nano model sees it, named. */
 #include "data/synth_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <stdlib.h>

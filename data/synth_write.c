@@ -6,7 +6,7 @@
  * written by one thread. Every file is an AtomicFile (base/base.h): written as NAME.tmp and
  * renamed when complete, so an interrupted run never leaves a half file under a real name. */
 #include "data/synth_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <omp.h>

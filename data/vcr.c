@@ -5,7 +5,7 @@
  * field names; the records are then built through record_from_json. */
 #include "data/data.h"
 #include "data/json_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <jansson.h>

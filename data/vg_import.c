@@ -5,7 +5,7 @@
  * into compact tables (data/vg_tables.c). The selection rule is in data.h and
  * docs/DATA_FORMATS.md. */
 #include "data/vg_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * an object and one name per distinct name, not the parsed JSON. Also the field and
  * message helpers that data/vg_import.c shares. */
 #include "data/vg_internal.h"
-#include "tensor/tensor.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,11 +1,11 @@
-/* Generation with a KV cache. The prefill runs the decoder over the whole prefix with
+/* Generation with a KV cache (lm.h). The prefill runs the decoder over the whole prefix with
  * the same ops as the full forward (so its keys and values are the full forward's) and
  * keeps K and V of every layer; each later token is one position through every layer:
  * LayerNorm → qkv (matrix-vector) → append k, v → attention over the cache → proj →
  * residual → LayerNorm → MLP → residual, then the final LayerNorm and the tied logits.
  * Per-token work is O(layers · (d² + len · d) + vocab · d) instead of re-running the
  * whole sequence, and it allocates nothing. */
-#include "model/model.h"
+#include "lm/lm.h"
 #include "tensor/vecmath.h" /* the vector layer and exp of tensor/'s kernels */
 
 #include <math.h>
@@ -106,10 +106,10 @@ static void gelu_vec(float *x, int n) {
 }
 
 /* Final LayerNorm and tied logits of the residual stream x into in->logits. */
-static void head(Infer *in, const float *x) {
-    const Student *m = in->m;
-    int d = m->cfg.dec_d;
-    ln_vec(in->h, x, &m->dec_norm, d);
+static void head(KvCache *in, const float *x) {
+    const Decoder *m = in->dec;
+    int d = m->d;
+    ln_vec(in->h, x, &m->norm, d);
     matvec(in->logits, m->tok.w->data, in->h, m->tok.n, d, 0);
 }
 
@@ -191,18 +191,17 @@ static void attend_heads(float *out, const float *q, const float *K, const float
 
 /* Every decoder layer and the head for the position `at` whose input is in->x; thread t
  * of n (vcm_team_run). */
-typedef struct { Infer *in; int at; } DecodeJob;
+typedef struct { KvCache *in; int at; } DecodeJob;
 
 static void decode_position(void *arg, int t, int nt) {
-    Infer *in = ((DecodeJob *)arg)->in;
+    KvCache *in = ((DecodeJob *)arg)->in;
     const int at = ((DecodeJob *)arg)->at;
-    const Student *m = in->m;
-    const ModelConfig *c = &m->cfg;
-    const int d = c->dec_d, n_keys = at + 1;
+    const Decoder *m = in->dec;
+    const int d = m->d, n_keys = at + 1;
     float h[d], scores[n_keys]; /* this thread's LayerNorm output and attention scores */
     int lo, hi;
-    for (int l = 0; l < c->dec_layers; l++) {
-        const Block *blk = &m->dec_blocks[l];
+    for (int l = 0; l < m->layers; l++) {
+        const Block *blk = &m->blocks[l];
         float *kc = in->k + (size_t)l * in->cap * d, *vc = in->v + (size_t)l * in->cap * d;
         ln_vec(h, in->x, &blk->norm1, d);      /* every thread: cheaper than a barrier */
         rows_of(3 * d, t, nt, &lo, &hi);
@@ -225,19 +224,20 @@ static void decode_position(void *arg, int t, int nt) {
         linear_rows(in->x, &blk->mlp.fc2, in->hid, lo, hi, 1);     /* x += mlp(…) */
         vcm_team_barrier(nt);
     }
-    ln_vec(h, in->x, &m->dec_norm, d);
+    ln_vec(h, in->x, &m->norm, d);
     rows_of(m->tok.n, t, nt, &lo, &hi);
     for (int o = lo; o < hi; o += 4) matvec_rows(in->logits, m->tok.w->data, NULL, h, o, hi - o < 4 ? hi - o : 4, d, 0);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
 
-int infer_init(Infer *in, Student *m) {
+int kv_init(KvCache *in, const Decoder *dec, int cap, int text_pos0, int max_text) {
     memset(in, 0, sizeof *in);
-    const ModelConfig *c = &m->cfg;
-    in->m = m;
-    in->cap = model_max_seq(c);
-    size_t d = (size_t)c->dec_d, kv = (size_t)c->dec_layers * (size_t)in->cap * d;
+    in->dec = dec;
+    in->cap = cap;
+    in->text_pos0 = text_pos0;
+    in->max_text = max_text;
+    size_t d = (size_t)dec->d, kv = (size_t)dec->layers * (size_t)in->cap * d;
     in->k = malloc(sizeof(float) * kv);
     in->v = malloc(sizeof(float) * kv);
     in->valid = malloc((size_t)in->cap);
@@ -246,56 +246,39 @@ int infer_init(Infer *in, Student *m) {
     in->qkv = malloc(sizeof(float) * 3 * d);
     in->att = malloc(sizeof(float) * d);
     in->hid = malloc(sizeof(float) * NN_MLP_RATIO * d);
-    in->scores = malloc(sizeof(float) * (size_t)in->cap);
-    in->logits = malloc(sizeof(float) * (size_t)c->vocab);
-    in->prompt_logits = malloc(sizeof(float) * (size_t)c->vocab);
-    in->work = malloc(sizeof(float) * (size_t)c->vocab);
-    in->region_vec = malloc(sizeof(float) * MODEL_MAX_REGIONS * d);
-    if (!in->k || !in->v || !in->valid || !in->x || !in->h || !in->qkv || !in->att || !in->hid || !in->scores ||
-        !in->logits || !in->prompt_logits || !in->work || !in->region_vec) {
-        infer_free(in);
+    in->logits = malloc(sizeof(float) * (size_t)dec->vocab);
+    in->prompt_logits = malloc(sizeof(float) * (size_t)dec->vocab);
+    in->work = malloc(sizeof(float) * (size_t)dec->vocab);
+    if (!in->k || !in->v || !in->valid || !in->x || !in->h || !in->qkv || !in->att || !in->hid || !in->logits ||
+        !in->prompt_logits || !in->work) {
+        kv_free(in);
         return vcm_fail(VCM_ERR, "out of memory: KV cache of %zu floats", 2 * kv);
     }
     int rc = graph_init(&in->g, PREFILL_ARENA_BLOCK);
-    if (rc) { infer_free(in); return rc; }
+    if (rc) { kv_free(in); return rc; }
     in->g.grad_enabled = 0;
     return VCM_OK;
 }
 
-void infer_free(Infer *in) {
+void kv_free(KvCache *in) {
     free(in->k); free(in->v); free(in->valid);
-    free(in->x); free(in->h); free(in->qkv); free(in->att); free(in->hid); free(in->scores);
-    free(in->logits); free(in->prompt_logits); free(in->work); free(in->region_vec);
+    free(in->x); free(in->h); free(in->qkv); free(in->att); free(in->hid);
+    free(in->logits); free(in->prompt_logits); free(in->work);
     if (in->g.arena.blocks || in->g.nodes) graph_free(&in->g);
     memset(in, 0, sizeof *in);
 }
 
 /* ---------------------------------------------------------------- prefill */
 
-int infer_prefill(Infer *in, const Batch *b) {
-    Student *m = in->m;
-    const ModelConfig *c = &m->cfg;
-    if (b->B != 1) return vcm_fail(VCM_ERR, "infer_prefill: batch of %d (one sample)", b->B);
-    if (b->T < 1 || b->T > c->max_text)
-        return vcm_fail(VCM_EINPUT, "prompt of %d tokens (1..%d)", b->T, c->max_text);
-    for (int t = 0; t < b->T; t++)
-        if (b->tokens[t] < 0 || b->tokens[t] >= c->vocab)
-            return vcm_fail(VCM_EINPUT, "token id %d outside the vocabulary (0..%d)", b->tokens[t], c->vocab - 1);
+int kv_prefill(KvCache *in, Tensor *x, const uint8_t *valid, int text) {
+    const Decoder *m = in->dec;
     Graph *g = &in->g;
-    graph_reset(g);
-    g->grad_enabled = 0;
-    const uint8_t *valid;
-    Tensor *rv = NULL;
-    Tensor *x = student_decoder_input(g, m, b, &valid, &rv);
     if (!x) return vcm_fail(VCM_EINPUT, "%s", vcm_error());
-    int L = x->shape[1], d = c->dec_d;
-    /* Generated "[k]" tokens carry their region's vector as the prompt's do. */
-    in->n_region_vec = rv ? b->n_regions[0] : 0;
-    if (rv) memcpy(in->region_vec, rv->data, sizeof(float) * (size_t)in->n_region_vec * d);
+    int L = x->shape[1], d = m->d;
     if (L > in->cap) return vcm_fail(VCM_ERR, "prefill of %d positions (cache holds %d)", L, in->cap);
     /* block_forward in two halves, to keep each layer's k and v in between. */
-    for (int l = 0; l < c->dec_layers && x; l++) {
-        const Block *blk = &m->dec_blocks[l];
+    for (int l = 0; l < m->layers && x; l++) {
+        const Block *blk = &m->blocks[l];
         Tensor *qkv = linear_forward(g, &blk->attn.qkv, layernorm_forward(g, &blk->norm1, x));
         if (!qkv) break;
         float *kc = in->k + (size_t)l * in->cap * d, *vc = in->v + (size_t)l * in->cap * d;
@@ -309,37 +292,36 @@ int infer_prefill(Infer *in, const Batch *b) {
     if (valid) memcpy(in->valid, valid, (size_t)L);
     else memset(in->valid, 1, (size_t)L);
     in->len = L;
-    in->prefix = L - b->T;
-    in->text_len = in->prompt_len = b->T;
+    in->prefix = L - text;
+    in->text_len = in->prompt_len = text;
     head(in, x->data + (size_t)(L - 1) * d);
-    memcpy(in->prompt_logits, in->logits, sizeof(float) * (size_t)c->vocab);
+    memcpy(in->prompt_logits, in->logits, sizeof(float) * (size_t)m->vocab);
     graph_reset(g);
     return VCM_OK;
 }
 
-void infer_rewind(Infer *in) {
+void kv_rewind(KvCache *in) {
     in->text_len = in->prompt_len;
     in->len = in->prefix + in->prompt_len;
-    memcpy(in->logits, in->prompt_logits, sizeof(float) * (size_t)in->m->cfg.vocab);
+    memcpy(in->logits, in->prompt_logits, sizeof(float) * (size_t)in->dec->vocab);
 }
 
 /* ---------------------------------------------------------------- one token */
 
-int infer_step(Infer *in, int32_t token) {
-    const Student *m = in->m;
-    const ModelConfig *c = &m->cfg;
-    int d = c->dec_d;
+int kv_step(KvCache *in, int32_t token) {
+    const Decoder *m = in->dec;
+    int d = m->d;
     if (in->len == 0) return vcm_fail(VCM_ERR, "infer_step before infer_prefill");
-    if (in->text_len >= c->max_text)
-        return vcm_fail(VCM_EINPUT, "text longer than max_text %d tokens", c->max_text);
-    if (token < 0 || token >= c->vocab)
-        return vcm_fail(VCM_EINPUT, "token id %d outside the vocabulary (0..%d)", token, c->vocab - 1);
-    int pos = student_text_pos0(c) + in->text_len, at = in->len;
+    if (in->text_len >= in->max_text)
+        return vcm_fail(VCM_EINPUT, "text longer than max_text %d tokens", in->max_text);
+    if (token < 0 || token >= m->vocab)
+        return vcm_fail(VCM_EINPUT, "token id %d outside the vocabulary (0..%d)", token, m->vocab - 1);
+    int pos = in->text_pos0 + in->text_len, at = in->len;
     const float *te = m->tok.w->data + (size_t)token * d, *pe = m->pos.w->data + (size_t)pos * d;
     for (int j = 0; j < d; j++) in->x[j] = te[j] + pe[j];
-    int k = token - BPE_REGION0;
-    if (k >= 0 && k < in->n_region_vec) /* same order of additions as the full forward */
-        for (int j = 0; j < d; j++) in->x[j] = (te[j] + in->region_vec[(size_t)k * d + j]) + pe[j];
+    int k = token - in->extra_id0;
+    if (in->extra && k >= 0 && k < in->n_extra) /* same order of additions as the full forward */
+        for (int j = 0; j < d; j++) in->x[j] = (te[j] + in->extra[(size_t)k * d + j]) + pe[j];
     in->valid[at] = 1;
     DecodeJob job = {in, at};
     vcm_team_run(decode_position, &job);
@@ -350,8 +332,8 @@ int infer_step(Infer *in, int32_t token) {
 
 /* ---------------------------------------------------------------- scoring */
 
-int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum) {
-    int V = in->m->cfg.vocab, rc = VCM_OK;
+int kv_continuation_logprob(KvCache *in, const int32_t *ids, int n, double *sum) {
+    int V = in->dec->vocab, rc = VCM_OK;
     double s = 0.0;
     *sum = 0.0;
     if (in->len == 0) return vcm_fail(VCM_ERR, "infer_continuation_logprob before infer_prefill");
@@ -359,7 +341,7 @@ int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum
         if (ids[i] < 0 || ids[i] >= V)
             return vcm_fail(VCM_EINPUT, "token id %d outside the vocabulary (0..%d)", ids[i], V - 1);
         s += lm_log_softmax_at(in->logits, V, ids[i]);
-        if (i + 1 < n) rc = infer_step(in, ids[i]);
+        if (i + 1 < n) rc = kv_step(in, ids[i]);
     }
     *sum = s;
     return rc;
@@ -367,17 +349,16 @@ int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum
 
 /* ---------------------------------------------------------------- sampling loop */
 
-int infer_generate(Infer *in, const GenParams *p, uint64_t *rng, int32_t *out, int cap, int *n_out,
-                   double *logprob) {
-    const ModelConfig *c = &in->m->cfg;
-    int V = c->vocab, limit = p->vocab_limit > 0 && p->vocab_limit < V ? p->vocab_limit : V;
+int kv_generate(KvCache *in, const GenParams *p, uint64_t *rng, int32_t *out, int cap, int *n_out,
+                double *logprob) {
+    int V = in->dec->vocab, max_text = in->max_text, limit = p->vocab_limit > 0 && p->vocab_limit < V ? p->vocab_limit : V;
     int n = 0, rc = VCM_OK;
     double lp = 0.0;
     *n_out = 0;
     *logprob = 0.0;
     if (in->len == 0) return vcm_fail(VCM_ERR, "infer_generate before infer_prefill");
     /* The text holds max_text input positions; the last one still predicts a token. */
-    while (n < p->max_tokens && n < cap && in->text_len <= c->max_text) {
+    while (n < p->max_tokens && n < cap && in->text_len <= max_text) {
         float *w = in->work;
         memcpy(w, in->logits, sizeof(float) * (size_t)V);
         w[BPE_PAD] = w[BPE_BOS] = -INFINITY;
@@ -388,8 +369,8 @@ int infer_generate(Infer *in, const GenParams *p, uint64_t *rng, int32_t *out, i
         int id = lm_sample(w, V, &p->sample, rng);
         lp += lm_log_softmax_at(in->logits, V, id);
         out[n++] = id;
-        if (id == BPE_EOS || in->text_len == c->max_text) break;
-        if ((rc = infer_step(in, id))) break;
+        if (id == BPE_EOS || in->text_len == max_text) break;
+        if ((rc = kv_step(in, id))) break;
     }
     *n_out = n;
     *logprob = lp;

@@ -66,7 +66,7 @@ static Tensor *text_nll(Graph *g, Critic *c, const Batch *b, Tensor *h) {
     Tensor **parts = arena_alloc(&g->arena, sizeof(Tensor *) * (size_t)B);
     if (!parts) { graph_fail(g, "%s", vcm_error()); return NULL; }
     int s2[2] = {B * T, V}, s3[3] = {1, 1, 1}, sb[2] = {B, 1};
-    Tensor *logits = op_reshape(g, embedding_logits(g, &c->s.tok, h), 2, s2);
+    Tensor *logits = op_reshape(g, embedding_logits(g, &c->s.dec.tok, h), 2, s2);
     for (int i = 0; i < B; i++) {
         Tensor *ce = op_cross_entropy(g, op_slice0(g, logits, i * T, T), b->targets + (size_t)i * T, -1);
         parts[i] = op_reshape(g, ce, 3, s3);

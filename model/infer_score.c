@@ -12,11 +12,6 @@ int student_target_logprobs(Graph *g, Student *m, const Batch *b, double *lp) {
     for (long r = 0; r < rows; r++)
         if (b->targets[r] >= V)
             return vcm_fail(VCM_EINPUT, "target id %d outside the vocabulary (0..%d)", b->targets[r], V - 1);
-    /* Rows are independent: any split over threads gives the same numbers. */
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        int32_t t = b->targets[r];
-        lp[r] = t < 0 ? 0.0 : lm_log_softmax_at(logits->data + (size_t)r * V, V, t);
-    }
+    lm_target_logprobs(logits->data, rows, V, b->targets, lp);
     return VCM_OK;
 }

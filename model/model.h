@@ -1,5 +1,6 @@
-/* model/ — the student (DESIGN.md §4) assembled from nn/ layers, vit/ RoIAlign and
- * the decoder: ViT encoder → region tokens → causal decoder with tied output.
+/* model/ — the student (DESIGN.md §4) wired from vit/ (ViT encoder, region tokens,
+ * drawn-box prompt) and lm/ (causal decoder, KV cache): ViT → region tokens → causal
+ * decoder with tied output; the named configs; the critic; checkpoint kinds.
  * The public header of the folder. (model/ sits between train/ and {vit, lm}: the
  * student needs both, and neither of those may depend on the other; docs/MODEL.md.) */
 #ifndef VCM_MODEL_H
@@ -13,7 +14,6 @@
 enum { REGION_INPUT_ROI = 0, REGION_INPUT_DRAW = 1, REGION_INPUT_NONE = 2, REGION_INPUT_TEXT = 3 /* no image: [k] → its description */ };
 
 #define MODEL_MAX_REGIONS 16
-#define MODEL_ROI_CELLS 4      /* RoIAlign output 2×2 → 4 tokens per region */
 
 typedef struct ModelConfig {
     char name[16];
@@ -29,12 +29,7 @@ typedef struct ModelConfig {
     int region_id_scale;                  /* > 1: region tokens carry s · E_tok["[k]"] (0, 1: plain) */
 } ModelConfig;
 
-/* How a mention "[k]" in the text carries its region (roi_pixels > 0; docs/MODEL.md,
- * "Mentions carry their region"): MENTION_RAW adds the region's vector v_k as it is
- * (checkpoints before the field); MENTION_NORM adds LayerNorm(v_k) with its own gain,
- * started at the scale of a token embedding, so that E_tok["[k]"] stays readable. */
-enum { MENTION_RAW = 0, MENTION_NORM = 1 };
-#define MODEL_MENTION_GAIN0 0.15f   /* MENTION_NORM: the gain's initial value */
+/* mention: MENTION_RAW | MENTION_NORM (vit/vit.h, region tokens). */
 /* Region tokens (RoI cells and pixel token) add their id embedding scaled by
  * region_id_scale: at 1 the id row (norm ~1) is small beside the pixel token's content
  * (norm ~6), so an answer's "[k]" found region k's tokens poorly by attention and often read
@@ -48,7 +43,7 @@ int region_input_parse(const char *s, int *mode);      /* "roi" | "draw" | "none
 static inline int model_grid(const ModelConfig *c) { return c->image / c->patch; }
 /* Decoder sequence length: patches + region tokens + text. */
 /* Tokens a region contributes: 4 feature cells, plus its pixel token when roi_pixels > 0. */
-static inline int model_region_tokens(const ModelConfig *c) { return MODEL_ROI_CELLS + (c->roi_pixels > 0); }
+static inline int model_region_tokens(const ModelConfig *c) { return REGION_ROI_CELLS + (c->roi_pixels > 0); }
 static inline int model_max_seq(const ModelConfig *c) {
     int g = model_grid(c);
     int regions = c->region_input == REGION_INPUT_ROI ? MODEL_MAX_REGIONS * model_region_tokens(c) : 0;
@@ -71,28 +66,24 @@ typedef struct Batch {
     int32_t *targets;     /* [B, T] next-token targets; -1 = no loss at that position */
 } Batch;
 
+/* The parts, in the order their parameters are declared (which fixes the checkpoint's
+ * tensor order): vit.*, bridge.vis_proj, bridge.{roi,box,pix}_proj and
+ * bridge.mention_norm, dec.*. The text-only baseline has no vit and no bridge. */
 typedef struct Student {
     ModelConfig cfg;
     ParamStore ps;
-    /* ViT */
-    Linear patch_embed;   /* [vit_d, 3·P·P]: a Conv2d with weight [vit_d, 3, P, P] */
-    Embedding vit_pos;    /* [G², vit_d] */
-    Block *vit_blocks;
-    LayerNorm vit_norm;
-    /* bridge */
-    Linear vis_proj;      /* patch features vit_d → dec_d */
-    Linear roi_proj;      /* W_roi: pooled region vector vit_d → dec_d */
-    Linear box_proj;      /* W_box: box / image (4) → dec_d */
-    Linear pix_proj;      /* region pixels (3·roi_pixels²) → dec_d, when roi_pixels > 0 */
-    LayerNorm ment_norm;  /* MENTION_NORM: what a mention adds, LN(v_k) · gain */
-    /* decoder */
-    Embedding tok;        /* [vocab, dec_d], tied with the output layer and with [k] */
-    Embedding pos;        /* [max_seq, dec_d] */
-    Block *dec_blocks;
-    LayerNorm dec_norm;
+    Vit vit;              /* vit/: patch embedding, positions, blocks, final LayerNorm */
+    Linear vis_proj;      /* bridge: patch features vit_d → dec_d */
+    RegionTokens regions; /* vit/: the region tokens and what a mention carries */
+    Decoder dec;          /* lm/: tok (tied with the output and the region ids), pos, blocks */
     char *tokenizer_text;  /* the .tok text the model was trained with (malloc'd), or NULL;
                               saved in and loaded from the checkpoint header */
 } Student;
+
+/* The model's input from an image already resized to cfg->image (rgb, changed in place
+ * when cfg->region_input is draw: the regions are drawn on it with their colours, box
+ * k in the colour of id k), normalised CHW into out (3·image² floats). */
+void model_image(const ModelConfig *cfg, uint8_t *rgb, const float (*boxes)[4], int n_boxes, float *out);
 
 /* Declare and allocate every parameter, initialised from seed. */
 int student_init(Student *m, const ModelConfig *cfg, uint64_t seed);
@@ -134,62 +125,32 @@ int model_checkpoint_config(const char *path, const char *want_kind, ModelConfig
 int student_tokenizer(const Student *m, const char *path, Tokenizer *tok);
 
 /* ================================================================ inference
- * (model/infer.c, model/infer_score.c) — owner: inference. docs/INFERENCE.md
- *
- * Generation with a KV cache: infer_prefill runs the decoder once over the prefix
- * (patch features, region tokens, prompt tokens — exactly the layers of the full
- * forward) and keeps every layer's keys and values; infer_step then feeds one token at
- * a time (text position t has position id student_text_pos0 + t) with matrix-vector
- * products and attention over the cache. Everything a step needs is allocated by
- * infer_init, so decoding does no malloc. */
-
+ * (model/infer.c, model/infer_score.c; docs/INFERENCE.md) The student on lm/'s KV cache:
+ * infer_prefill builds the decoder input of one sample (patch features, region tokens,
+ * prompt tokens — exactly the layers of the full forward) and prefills the cache; a
+ * generated "[k]" then carries its region's vector as the prompt's mentions do. The
+ * cache's state (logits, len, prefix, text_len, prompt_len) is in in->kv. */
 typedef struct Infer {
     Student *m;
-    int cap;              /* positions the cache holds: model_max_seq */
-    int len;              /* positions held: prefix + text_len */
-    int prefix;           /* patch + region-token positions */
-    int text_len;         /* text tokens fed so far (the first is <bos>) */
-    int prompt_len;       /* text tokens of the last prefill (infer_rewind goes back there) */
-    float *k, *v;         /* [layers][cap][dec_d] */
-    uint8_t *valid;       /* [cap]: 0 = a padding region slot, never attended */
-    float *x, *h, *qkv, *att, *hid, *scores;   /* one position's activations */
-    float *logits;        /* [vocab]: predicts the token after the last one fed */
-    float *prompt_logits; /* [vocab]: logits right after the prefill */
-    float *work;          /* [vocab]: scratch of infer_generate */
+    KvCache kv;
     float *region_vec;    /* [MODEL_MAX_REGIONS][dec_d]: what a generated "[k]" carries */
-    int n_region_vec;     /* regions of the prefilled sample with such a vector */
-    Graph g;              /* the prefill's arena (no tape) */
 } Infer;
 
 int infer_init(Infer *in, Student *m);
 void infer_free(Infer *in);
 /* One sample (b->B == 1): image, regions and the prompt tokens b->tokens[0..T), <bos>
- * first; b->targets is not read. Fills the cache; in->logits predicts token T. */
+ * first; b->targets is not read. Fills the cache; in->kv.logits predicts token T. */
 int infer_prefill(Infer *in, const Batch *b);
-/* Feed the token at text position in->text_len; in->logits then predicts the next.
- * VCM_EINPUT past max_text text tokens or for an id outside the vocabulary. */
-int infer_step(Infer *in, int32_t token);
-/* Back to the state right after the last prefill (to draw another sample). */
-void infer_rewind(Infer *in);
-
-typedef struct GenParams {
-    SampleParams sample;  /* temperature <= 0: greedy */
-    int max_tokens;       /* new tokens at most; it also stops at <eos> and at max_text */
-    int vocab_limit;      /* ids >= this are never drawn (a tokenizer smaller than the
-                             model's vocabulary); <= 0: the model's vocabulary */
-    int n_regions;        /* mentions [k], k >= n_regions, are never drawn; < 0: any */
-} GenParams;
-/* Sample after the prefill (or after earlier steps): up to p->max_tokens ids into out
- * (cap entries), <eos> included when drawn. <pad> and <bos> are never drawn.
- * *logprob: Σ log p(id) under the model's own distribution (temperature 1, nothing
- * masked), so it measures the text, not the sampler. rng: the caller's seeded state. */
-int infer_generate(Infer *in, const GenParams *p, uint64_t *rng, int32_t *out, int cap, int *n_out,
-                   double *logprob);
-
-/* Sequence scoring through the cache: Σ log p(ids[i] | everything before) for the n
- * tokens of a continuation, from the current state (after infer_prefill or
- * infer_rewind); each token but the last is fed. Mean = *sum / n. */
-int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum);
+/* kv_step, kv_rewind, kv_generate, kv_continuation_logprob on the student's cache. */
+static inline int infer_step(Infer *in, int32_t token) { return kv_step(&in->kv, token); }
+static inline void infer_rewind(Infer *in) { kv_rewind(&in->kv); }
+static inline int infer_generate(Infer *in, const GenParams *p, uint64_t *rng, int32_t *out, int cap, int *n_out,
+                                 double *logprob) {
+    return kv_generate(&in->kv, p, rng, out, cap, n_out, logprob);
+}
+static inline int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum) {
+    return kv_continuation_logprob(&in->kv, ids, n, sum);
+}
 
 /* Teacher-forced scoring (model/infer_score.c): lp[i·T + t] = log p(targets[i, t] |
  * image, regions, tokens[i, 0..t]) in double for every target >= 0, and 0 where the
@@ -197,7 +158,7 @@ int infer_continuation_logprob(Infer *in, const int32_t *ids, int n, double *sum
 int student_target_logprobs(Graph *g, Student *m, const Batch *b, double *lp);
 
 /* ================================================================ critic
- * (model/critic.c) — owner: critic. docs/CRITIC.md
+ * (model/critic.c) docs/CRITIC.md
  *
  * The student's trunk (ViT, region tokens, decoder, final LayerNorm: student_hidden)
  * reading the whole text, a masked mean over the text positions that carry a target

@@ -99,11 +99,11 @@ static double kv_vs_full(Student *m, int R, int n, int full_R, int p, int T, uns
     worst = 0;
     if (infer_prefill(&in, &pre.b)) worst = 1e9;
     else {
-        double e = row_rel(in.logits, ref + (size_t)(p - 1) * V, V);
+        double e = row_rel(in.kv.logits, ref + (size_t)(p - 1) * V, V);
         if (e > worst) worst = e;
         for (int t = p; t < T; t++) {
             if (infer_step(&in, ids[t])) { worst = 1e9; break; }
-            e = row_rel(in.logits, ref + (size_t)t * V, V);
+            e = row_rel(in.kv.logits, ref + (size_t)t * V, V);
             if (e > worst) worst = e;
         }
     }
@@ -197,7 +197,7 @@ static void test_scoring(void) {
         CHECK(infer_prefill(&in, &one.b) == 0);
         double kv = 0, sum = 0;
         CHECK(infer_continuation_logprob(&in, ids[i] + 1, len[i] - 1, &kv) == 0);
-        CHECK(in.text_len == len[i] - 1);   /* every token but the last fed */
+        CHECK(in.kv.text_len == len[i] - 1);   /* every token but the last fed */
         for (int t = 0; t < T; t++) sum += lp[i * T + t];
         CHECK_MSG(fabs(kv - sum) <= 1e-4 * fabs(sum) + 1e-5, "row %d: cache %.9g, scored %.9g", i, kv, sum);
         infer_free(&in);
@@ -233,7 +233,7 @@ static void test_sampling_is_deterministic(void) {
     infer_rewind(&in);
     double lp = 0;
     for (int i = 0; i < na; i++) {
-        lp += lm_log_softmax_at(in.logits, m.cfg.vocab, a[i]);
+        lp += lm_log_softmax_at(in.kv.logits, m.cfg.vocab, a[i]);
         if (i + 1 < na) CHECK(infer_step(&in, a[i]) == 0);
     }
     CHECK_NEAR(lp, la, 1e-9);

@@ -91,10 +91,10 @@ static int decode_all(Student *m, const Batch *b, int steps, float *out) {
     if (infer_init(&in, m)) return 1;
     int rc = infer_prefill(&in, b), V = m->cfg.vocab;
     for (int s = 0; !rc && s <= steps; s++) {
-        memcpy(out + (size_t)s * V, in.logits, sizeof(float) * (size_t)V);
+        memcpy(out + (size_t)s * V, in.kv.logits, sizeof(float) * (size_t)V);
         int arg = 0;
         for (int v = 1; v < V; v++)
-            if (in.logits[v] > in.logits[arg]) arg = v;
+            if (in.kv.logits[v] > in.kv.logits[arg]) arg = v;
         if (s < steps) rc = infer_step(&in, arg);
     }
     infer_free(&in);

@@ -174,7 +174,7 @@ static double loss_and_grad(Student *m, const Batch *b, float *grad) {
     params_zero_grad(&m->ps);
     Tensor *l = student_loss(&g, m, b);
     double v = l && !g.failed && !graph_backward(&g, l) ? l->data[0] : NAN;
-    memcpy(grad, m->tok.w->grad, sizeof(float) * (size_t)m->tok.n * m->cfg.dec_d);
+    memcpy(grad, m->dec.tok.w->grad, sizeof(float) * (size_t)m->dec.tok.n * m->cfg.dec_d);
     graph_free(&g);
     return v;
 }
@@ -187,7 +187,7 @@ static void test_model_reads_no_pixels(void) {
     CHECK(params_find(&m.ps, "vit.patch_embed.weight") == NULL && params_find(&mr.ps, "vit.patch_embed.weight") != NULL);
     CHECK(params_find(&m.ps, "bridge.vis_proj.weight") == NULL);
     CHECK(params_count(&m.ps) < params_count(&mr.ps));
-    size_t ng = (size_t)m.tok.n * c.dec_d;
+    size_t ng = (size_t)m.dec.tok.n * c.dec_d;
     float *g1 = malloc(sizeof(float) * ng), *g2 = malloc(sizeof(float) * ng);
     TB *a = malloc(sizeof *a), *b = malloc(sizeof *b);
     fill(a, 1);
@@ -197,7 +197,7 @@ static void test_model_reads_no_pixels(void) {
     CHECK(isfinite(la) && la == lb);                       /* bit for bit */
     CHECK(!memcmp(g1, g2, sizeof(float) * ng));
     /* and the roi student does read them (the test can fail) */
-    size_t nr = (size_t)mr.tok.n * r.dec_d;
+    size_t nr = (size_t)mr.dec.tok.n * r.dec_d;
     float *h1 = malloc(sizeof(float) * nr), *h2 = malloc(sizeof(float) * nr);
     CHECK(loss_and_grad(&mr, &a->b, h1) != loss_and_grad(&mr, &b->b, h2));
     free(h1); free(h2); free(g1); free(g2); free(a); free(b);
@@ -226,14 +226,14 @@ static void test_kv_cache(void) {
     Batch prompt = one;
     prompt.T = 5;
     CHECK(infer_prefill(&in, &prompt) == VCM_OK);
-    CHECK(in.prefix == 0 && in.len == 5);
+    CHECK(in.kv.prefix == 0 && in.kv.len == 5);
     int V = c.vocab;
     double worst = 0;
     for (int t = 4; t < T && full; t++) {
         const float *want = full->data + (size_t)t * V;
         double md = 0, mb = 1e-12;
         for (int i = 0; i < V; i++) {
-            md = fmax(md, fabs((double)in.logits[i] - want[i]));
+            md = fmax(md, fabs((double)in.kv.logits[i] - want[i]));
             mb = fmax(mb, fabs((double)want[i]));
         }
         worst = fmax(worst, md / mb);

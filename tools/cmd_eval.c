@@ -587,7 +587,7 @@ done:
     free(e.items); free(e.seqs); free(e.lp);
     free(e.b.images); free(e.b.boxes); free(e.b.n_regions); free(e.b.tokens); free(e.b.targets);
     if (e.g.arena.blocks || e.g.nodes) graph_free(&e.g);
-    if (e.in.k) infer_free(&e.in);
+    if (e.in.region_vec) infer_free(&e.in);
     if (e.pred && fclose(e.pred) && !rc) rc = tool_error("eval", 1, "error writing %s", pred_path);
     if (cache) image_cache_free(cache);
     if (map.path) regionmap_free(&map);

@@ -53,93 +53,73 @@ int cmd_generate(int argc, char **argv) {
     if (top_p < 0 || top_p > 1) return tool_error("generate", 2, "--top-p must be in [0, 1]");
     if (max_tokens < 0) return tool_error("generate", 2, "--max-tokens must be >= 0");
     if (seed < 0) return tool_error("generate", 2, "--seed must be >= 0");
-    float boxes[MODEL_MAX_REGIONS][4], mboxes[MODEL_MAX_REGIONS][4];
-    int n = 0;
-    if ((rc = infer_parse_regions("generate", &regions, boxes, &n))) return rc;
-    vcm_threads_init(threads);
-    Student m;
-    Tokenizer tok;
-    if ((rc = infer_load("generate", model, tok_path, &m, &tok))) return rc;
-    const ModelConfig *cfg = &m.cfg;
-    int text_only = cfg->region_input == REGION_INPUT_TEXT;
-    if (text_only) n = descs.n;   /* the regions are their descriptions; no pixel is read */
-    else if (descs.n) { infer_unload(&m, &tok); return tool_error("generate", 2, "--description is for a text-only model (this one reads %s)", region_input_name(cfg->region_input)); }
-    if (!text_only && !image) { infer_unload(&m, &tok); return tool_error("generate", 2, "--image is required"); }
+    InferSession ss;
     char *q = NULL;
+    if ((rc = infer_session_open(&ss, "generate", model, tok_path, image, &regions, &descs, threads))) goto done0;
+    const ModelConfig *cfg = &ss.m.cfg;
+    const int text_only = ss.text_only, n = ss.n;
     if (question) {
-        if (!(q = infer_normalize_question(question))) { infer_unload(&m, &tok); return tool_error("generate", 1, "out of memory"); }
-        int k = *q ? infer_max_mention(q) : -1;
-        if (!*q || k >= n) {
-            free(q);
-            infer_unload(&m, &tok);
-            if (k < n) return tool_error("generate", 2, "--question is empty");
-            return tool_error("generate", 2, "--question mentions [%d] but %d %s%s given", k, n, text_only ? "description" : "region",
-                              n == 1 ? " was" : "s were");
-        }
+        if (!(q = infer_normalize_question(question))) { rc = tool_error("generate", 1, "out of memory"); goto done0; }
+        if (!*q) { rc = tool_error("generate", 2, "--question is empty"); goto done0; }
+        if ((rc = infer_session_check_mentions(&ss, "--question", q))) goto done0;
         if (text_only) {   /* the referring expressions instead of the ids, then the corpus form again */
             int bad;
             char *d = infer_describe_mentions(q, &descs, &bad), *dq = d ? infer_normalize_question(d) : NULL;
             free(d);
             free(q);
             q = dq;
-            if (!q) { infer_unload(&m, &tok); return bad >= 0 ? tool_error("generate", 2, "--description %d is empty", bad + 1) : tool_error("generate", 1, "out of memory"); }
+            if (!q) {
+                rc = bad >= 0 ? tool_error("generate", 2, "--description %d is empty", bad + 1) : tool_error("generate", 1, "out of memory");
+                goto done0;
+            }
         }
     }
-    Image orig = {0};
-    if (!text_only && image_load(image, &orig)) { free(q); infer_unload(&m, &tok); return tool_error("generate", 2, "%s", vcm_error()); }
-    if (!text_only && (rc = infer_check_regions("generate", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
-        image_free(&orig); free(q); infer_unload(&m, &tok);
-        return rc;
-    }
+    if ((rc = infer_session_image(&ss, image, &regions))) goto done0;
 
     /* The prompt: the question's words when given, else the model asks too. */
     size_t plen = (q ? strlen(q) : 0) + 32;
     char *prompt = malloc(plen);
-    float *chw = calloc(3 * (size_t)cfg->image * cfg->image, sizeof(float));   /* 0s for a text-only model */
     int32_t *ids = malloc(sizeof(int32_t) * (plen + 2));
     int32_t *out = malloc(sizeof(int32_t) * ((size_t)cfg->max_text + 1));
     size_t text_cap = 64 * ((size_t)cfg->max_text + 1) + plen;   /* a token is at most one 64-byte piece */
     char *text = malloc(text_cap);
     Infer in;
     int have_infer = 0;
-    if (!prompt || !chw || !ids || !out || !text) { rc = tool_error("generate", 1, "out of memory"); goto done; }
+    if (!prompt || !ids || !out || !text) { rc = tool_error("generate", 1, "out of memory"); goto done; }
     if (q) snprintf(prompt, plen, "question: %s answer:", q);
     else snprintf(prompt, plen, "question:");
 
     if (draw && text_only) { rc = tool_error("generate", 2, "--draw: a text-only model has no image"); goto done; }
     if (draw) {
         Image copy;
-        if (image_alloc(&copy, orig.w, orig.h)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
-        memcpy(copy.rgb, orig.rgb, 3 * (size_t)orig.w * orig.h);
+        const Image *orig = &ss.orig;
+        if (image_alloc(&copy, orig->w, orig->h)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+        memcpy(copy.rgb, orig->rgb, 3 * (size_t)orig->w * orig->h);
         DrawBox db[MODEL_MAX_REGIONS];
+        const float(*boxes)[4] = ss.boxes;
         for (int k = 0; k < n; k++) db[k] = (DrawBox){boxes[k][0], boxes[k][1], boxes[k][2], boxes[k][3], k};
         draw_boxes(&copy, db, n, DRAW_LABEL_AUTO);
         int e = image_save_png(draw, &copy);
         image_free(&copy);
         if (e) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
     }
-    if (!text_only && infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
-        rc = tool_error("generate", 1, "%s", vcm_error());
-        goto done;
-    }
-    long np = bpe_encode(&tok, prompt, strlen(prompt), ids + 1, plen);
+    long np = bpe_encode(&ss.tok, prompt, strlen(prompt), ids + 1, plen);
     if (np < 0) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
     ids[0] = BPE_BOS;
     if (np + 1 > cfg->max_text) {
         rc = tool_error("generate", 2, "the prompt is %ld tokens; the model reads at most %d", np + 1, cfg->max_text);
         goto done;
     }
-    int nreg = cfg->region_input == REGION_INPUT_ROI ? n : 0;
-    int n_regions[1] = {nreg};
-    Batch b = {1, chw, nreg, &mboxes[0][0], n_regions, (int)np + 1, ids, NULL};
-    if (infer_init(&in, &m)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
+    int n_regions[1];
+    Batch b = infer_session_batch(&ss, ids, NULL, (int)np + 1, n_regions);
+    if (infer_init(&in, &ss.m)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
     have_infer = 1;
     double t0 = now_seconds(), t_decode = 0;
     long n_new = 0;
     if (infer_prefill(&in, &b)) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
     double t_prefill = now_seconds() - t0;
     /* a text-only model writes descriptions, never an id */
-    GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, tok.vocab, text_only ? 0 : n};
+    GenParams gp = {{temperature, top_k, top_p}, max_tokens > 0 ? max_tokens : cfg->max_text, ss.tok.vocab, text_only ? 0 : n};
     for (int s = 0; s < samples; s++) {
         if (s) infer_rewind(&in);
         uint64_t rng = vcm_hash64((uint64_t)seed * VCM_GOLDEN64 + vcm_hash64((uint64_t)s + 1));
@@ -154,7 +134,7 @@ int cmd_generate(int argc, char **argv) {
         n_new += nout;
         size_t pl = strlen(prompt);
         memcpy(text, prompt, pl);
-        long tl = bpe_decode(&tok, out, (size_t)nout, text + pl, text_cap - pl - 1, 1);
+        long tl = bpe_decode(&ss.tok, out, (size_t)nout, text + pl, text_cap - pl - 1, 1);
         if (tl < 0) { rc = tool_error("generate", 1, "%s", vcm_error()); goto done; }
         if ((size_t)tl > text_cap - pl - 1) tl = (long)(text_cap - pl - 1);
         text[pl + (size_t)tl] = 0;
@@ -173,12 +153,13 @@ int cmd_generate(int argc, char **argv) {
     }
     if (timing)
         fprintf(stderr, "{\"prefill_positions\":%d,\"prefill_ms\":%.3f,\"new_tokens\":%ld,\"decode_ms\":%.3f,\"tokens_per_s\":%.1f}\n",
-                in.prefix + in.prompt_len, 1e3 * t_prefill, n_new, 1e3 * t_decode, t_decode > 0 ? (double)n_new / t_decode : 0.0);
+                in.kv.prefix + in.kv.prompt_len, 1e3 * t_prefill, n_new, 1e3 * t_decode, t_decode > 0 ? (double)n_new / t_decode : 0.0);
     rc = 0;
 done:
     if (have_infer) infer_free(&in);
-    free(prompt); free(chw); free(ids); free(out); free(text); free(q);
-    image_free(&orig);
-    infer_unload(&m, &tok);
+    free(prompt); free(ids); free(out); free(text);
+done0:
+    free(q);
+    infer_session_close(&ss);
     return rc;
 }

@@ -34,56 +34,37 @@ int cmd_score(int argc, char **argv) {
         {0}};
     int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
-    float boxes[MODEL_MAX_REGIONS][4], mboxes[MODEL_MAX_REGIONS][4];
-    int n = 0;
-    if ((rc = infer_parse_regions("score", &regions, boxes, &n))) return rc;
     if (!text) return tool_error("score", 2, "--text is required");
-    vcm_threads_init(threads);
-    Student m;
-    Tokenizer tok;
-    if ((rc = infer_load("score", model, tok_path, &m, &tok))) return rc;
-    const ModelConfig *cfg = &m.cfg;
-    int text_only = cfg->region_input == REGION_INPUT_TEXT;
+    InferSession ss;
     char *described = NULL;
-    if (text_only) n = descs.n;   /* the regions are their descriptions; no pixel is read */
-    else if (descs.n) { infer_unload(&m, &tok); return tool_error("score", 2, "--description is for a text-only model (this one reads %s)", region_input_name(cfg->region_input)); }
-    if (!text_only && !image) { infer_unload(&m, &tok); return tool_error("score", 2, "--image is required"); }
-    if (infer_max_mention(text) >= n) {
-        int k = infer_max_mention(text);
-        infer_unload(&m, &tok);
-        return tool_error("score", 2, "--text mentions [%d] but %d %s%s given", k, n, text_only ? "description" : "region",
-                          n == 1 ? " was" : "s were");
-    }
-    if (text_only) {   /* the referring expressions instead of the ids */
+    double *lp = NULL;
+    int32_t *ids = NULL, *pids = NULL, *targets = NULL;
+    Graph g = {0};
+    int have_graph = 0;
+    if ((rc = infer_session_open(&ss, "score", model, tok_path, image, &regions, &descs, threads))) goto done;
+    const ModelConfig *cfg = &ss.m.cfg;
+    if ((rc = infer_session_check_mentions(&ss, "--text", text))) goto done;
+    if (ss.text_only) {   /* the referring expressions instead of the ids */
         int bad;
         if (!(described = infer_describe_mentions(text, &descs, &bad))) {
-            infer_unload(&m, &tok);
-            return bad >= 0 ? tool_error("score", 2, "--description %d is empty", bad + 1) : tool_error("score", 1, "out of memory");
+            rc = bad >= 0 ? tool_error("score", 2, "--description %d is empty", bad + 1) : tool_error("score", 1, "out of memory");
+            goto done;
         }
         text = described;
     }
     size_t prompt_bytes = 0;
     if (from) {
         const char *at = *from ? strstr(text, from) : NULL;
-        if (!at) { free(described); infer_unload(&m, &tok); return tool_error("score", 2, "--prompt-len-from \"%s\" does not occur in --text", from); }
+        if (!at) { rc = tool_error("score", 2, "--prompt-len-from \"%s\" does not occur in --text", from); goto done; }
         prompt_bytes = (size_t)(at - text) + strlen(from);
     }
-    Image orig = {0};
-    if (!text_only && image_load(image, &orig)) { infer_unload(&m, &tok); return tool_error("score", 2, "%s", vcm_error()); }
-    if (!text_only && (rc = infer_check_regions("score", &regions, (const float(*)[4])boxes, n, orig.w, orig.h))) {
-        image_free(&orig);
-        infer_unload(&m, &tok);
-        return rc;
-    }
+    if ((rc = infer_session_image(&ss, image, &regions))) goto done;
     size_t len = strlen(text);
-    float *chw = calloc(3 * (size_t)cfg->image * cfg->image, sizeof(float));   /* 0s for a text-only model */
-    int32_t *ids = malloc(sizeof(int32_t) * (len + 3)), *pids = malloc(sizeof(int32_t) * (len + 1));
-    int32_t *targets = malloc(sizeof(int32_t) * (len + 3));
-    double *lp = malloc(sizeof(double) * (len + 3));
-    Graph g = {0};
-    int have_graph = 0;
-    if (!chw || !ids || !pids || !targets || !lp) { rc = tool_error("score", 1, "out of memory"); goto done; }
-    long nt = bpe_encode(&tok, text, len, ids + 1, len + 1);
+    ids = malloc(sizeof(int32_t) * (len + 3)), pids = malloc(sizeof(int32_t) * (len + 1));
+    targets = malloc(sizeof(int32_t) * (len + 3));
+    lp = malloc(sizeof(double) * (len + 3));
+    if (!ids || !pids || !targets || !lp) { rc = tool_error("score", 1, "out of memory"); goto done; }
+    long nt = bpe_encode(&ss.tok, text, len, ids + 1, len + 1);
     if (nt < 0) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
     ids[0] = BPE_BOS;
     int total = (int)nt + 1;
@@ -91,7 +72,7 @@ int cmd_score(int argc, char **argv) {
     /* The prompt's tokens must be a prefix of the text's: it has to end where a token does. */
     int first = 1;
     if (from) {
-        long np = bpe_encode(&tok, text, prompt_bytes, pids, len + 1);
+        long np = bpe_encode(&ss.tok, text, prompt_bytes, pids, len + 1);
         if (np < 0) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
         if (np > nt || memcmp(pids, ids + 1, sizeof(int32_t) * (size_t)np)) {
             rc = tool_error("score", 2, "--prompt-len-from \"%s\" does not end at a token boundary of --text", from);
@@ -105,26 +86,21 @@ int cmd_score(int argc, char **argv) {
                         eos ? " (and <eos>)" : "", cfg->max_text);
         goto done;
     }
-    if (!text_only && infer_image_input(cfg, &orig, (const float(*)[4])boxes, n, chw, mboxes)) {
-        rc = tool_error("score", 1, "%s", vcm_error());
-        goto done;
-    }
     int T = total - 1;
     for (int t = 0; t < T; t++) targets[t] = ids[t + 1];
-    int nreg = cfg->region_input == REGION_INPUT_ROI ? n : 0;
-    int n_regions[1] = {nreg};
-    Batch b = {1, chw, nreg, &mboxes[0][0], n_regions, T, ids, targets};
+    int n_regions[1];
+    Batch b = infer_session_batch(&ss, ids, targets, T, n_regions);
     if (graph_init(&g, (size_t)8 << 20)) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
     have_graph = 1;
     g.grad_enabled = 0;
-    if (student_target_logprobs(&g, &m, &b, lp)) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
+    if (student_target_logprobs(&g, &ss.m, &b, lp)) { rc = tool_error("score", 1, "%s", vcm_error()); goto done; }
     double sum = 0;
     int scored = 0;
     for (int i = first; i < total; i++) { sum += lp[i - 1]; scored++; }
     printf("{\"tokens\":[");
     for (int i = 1; i < total; i++) {
         size_t tl;
-        const char *s = bpe_token_text(&tok, ids[i], &tl);
+        const char *s = bpe_token_text(&ss.tok, ids[i], &tl);
         if (i > 1) putchar(',');
         vcm_json_put_string(stdout, s ? s : "", s ? tl : 0);
     }
@@ -144,8 +120,7 @@ int cmd_score(int argc, char **argv) {
     rc = 0;
 done:
     if (have_graph) graph_free(&g);
-    free(chw); free(ids); free(pids); free(targets); free(lp); free(described);
-    image_free(&orig);
-    infer_unload(&m, &tok);
+    free(ids); free(pids); free(targets); free(lp); free(described);
+    infer_session_close(&ss);
     return rc;
 }

@@ -120,7 +120,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
             long j = np;
             while (j < nf && (fid[j] < BPE_REGION0 || fid[j] >= BPE_REGION0 + BPE_N_REGIONS)) j++;
             for (long t = np; !rc && t < j; t++) rc = infer_step(&c->in, fid[t]);
-            if (!rc && j < nf) p_first = exp(lm_log_softmax_at(c->in.logits, cfg->vocab, fid[j]));
+            if (!rc && j < nf) p_first = exp(lm_log_softmax_at(c->in.kv.logits, cfg->vocab, fid[j]));
             infer_rewind(&c->in);
         }
         free(full);

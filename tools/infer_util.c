@@ -79,6 +79,57 @@ int infer_image_input(const ModelConfig *cfg, const Image *orig, const float (*b
     return VCM_OK;
 }
 
+int infer_session_open(InferSession *s, const char *cmd, const char *model, const char *tok_path, const char *image,
+                       const FlagList *regions, const FlagList *descs, int threads) {
+    memset(s, 0, sizeof *s);
+    s->cmd = cmd;
+    int rc = infer_parse_regions(cmd, regions, s->boxes, &s->n);
+    if (rc) return rc;
+    vcm_threads_init(threads);
+    if ((rc = infer_load(cmd, model, tok_path, &s->m, &s->tok))) return rc;
+    s->loaded = 1;
+    const ModelConfig *cfg = &s->m.cfg;
+    s->text_only = cfg->region_input == REGION_INPUT_TEXT;
+    if (s->text_only) s->n = descs->n;   /* the regions are their descriptions; no pixel is read */
+    else if (descs->n)
+        return tool_error(cmd, 2, "--description is for a text-only model (this one reads %s)",
+                          region_input_name(cfg->region_input));
+    if (!s->text_only && !image) return tool_error(cmd, 2, "--image is required");
+    if (!(s->chw = calloc(3 * (size_t)cfg->image * cfg->image, sizeof(float)))) return tool_error(cmd, 1, "out of memory");
+    return 0;
+}
+
+int infer_session_check_mentions(const InferSession *s, const char *flag, const char *text) {
+    int k = infer_max_mention(text);
+    if (k < s->n) return 0;
+    return tool_error(s->cmd, 2, "%s mentions [%d] but %d %s%s given", flag, k, s->n,
+                      s->text_only ? "description" : "region", s->n == 1 ? " was" : "s were");
+}
+
+int infer_session_image(InferSession *s, const char *image, const FlagList *regions) {
+    if (s->text_only) return 0;
+    if (image_load(image, &s->orig)) return tool_error(s->cmd, 2, "%s", vcm_error());
+    int rc = infer_check_regions(s->cmd, regions, (const float(*)[4])s->boxes, s->n, s->orig.w, s->orig.h);
+    if (rc) return rc;
+    if (infer_image_input(&s->m.cfg, &s->orig, (const float(*)[4])s->boxes, s->n, s->chw, s->mboxes))
+        return tool_error(s->cmd, 1, "%s", vcm_error());
+    return 0;
+}
+
+Batch infer_session_batch(const InferSession *s, int32_t *tokens, int32_t *targets, int T, int *n_regions) {
+    int nreg = s->m.cfg.region_input == REGION_INPUT_ROI ? s->n : 0;
+    n_regions[0] = nreg;
+    return (Batch){1, s->chw, nreg, (float *)&s->mboxes[0][0], n_regions, T, tokens, targets};
+}
+
+void infer_session_close(InferSession *s) {
+    if (s->loaded) infer_unload(&s->m, &s->tok);
+    image_free(&s->orig);
+    free(s->chw);
+    memset(s, 0, sizeof *s);
+}
+
+
 char *infer_normalize_question(const char *q) {
     size_t n = strlen(q);
     char *out = malloc(2 * n + 1);

@@ -14,6 +14,36 @@
 int infer_load(const char *cmd, const char *model_path, const char *tok_path, Student *m, Tokenizer *tok);
 void infer_unload(Student *m, Tokenizer *tok);
 
+/* What vcm generate and vcm score share from their flags to the model's input: the
+ * model and tokenizer, the regions (--region boxes, or --description for a text-only
+ * model, which reads no pixel), the image checked against the boxes and made into the
+ * model's input (chw, mboxes). Each step prints its reason and returns 2 (bad input)
+ * or 1; infer_session_close frees whatever was opened. */
+typedef struct InferSession {
+    const char *cmd;
+    Student m;
+    Tokenizer tok;
+    int loaded, text_only;
+    int n;                                   /* regions: boxes, or descriptions */
+    float boxes[MODEL_MAX_REGIONS][4];       /* original image pixels */
+    float mboxes[MODEL_MAX_REGIONS][4];      /* model-image pixels */
+    Image orig;
+    float *chw;                              /* 3·image² (0s for a text-only model) */
+} InferSession;
+/* --region parsed, threads set, model loaded; --description only for a text-only model,
+ * --image required unless text-only. */
+int infer_session_open(InferSession *s, const char *cmd, const char *model, const char *tok_path, const char *image,
+                       const FlagList *regions, const FlagList *descs, int threads);
+/* "FLAG mentions [k] but n regions were given" when text names a region past n. */
+int infer_session_check_mentions(const InferSession *s, const char *flag, const char *text);
+/* The image loaded, the boxes checked against it, the model's input made (no-op for a
+ * text-only model). */
+int infer_session_image(InferSession *s, const char *image, const FlagList *regions);
+/* One sample's batch over s->chw and s->mboxes with the prompt tokens (targets may be
+ * NULL); n_regions: storage for the region count. */
+Batch infer_session_batch(const InferSession *s, int32_t *tokens, int32_t *targets, int T, int *n_regions);
+void infer_session_close(InferSession *s);
+
 /* --region x0,y0,x1,y1 flags (original image pixels) into boxes; at most
  * MODEL_MAX_REGIONS. Returns 0, or 2 with a message naming the flag. */
 int infer_parse_regions(const char *cmd, const FlagList *l, float (*boxes)[4], int *n);

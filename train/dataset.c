@@ -97,17 +97,6 @@ int tokenize_example(const Tokenizer *tok, const char *text, int max_text, int32
     return k;
 }
 
-void model_image(const ModelConfig *cfg, uint8_t *rgb, const float (*boxes)[4], int n_boxes, float *out) {
-    if (cfg->region_input == REGION_INPUT_DRAW && n_boxes > 0) {
-        Image im = {cfg->image, cfg->image, rgb};
-        DrawBox db[MODEL_MAX_REGIONS];
-        for (int k = 0; k < n_boxes && k < MODEL_MAX_REGIONS; k++)
-            db[k] = (DrawBox){boxes[k][0], boxes[k][1], boxes[k][2], boxes[k][3], k};
-        draw_boxes(&im, db, n_boxes < MODEL_MAX_REGIONS ? n_boxes : MODEL_MAX_REGIONS, DRAW_LABEL_AUTO);
-    }
-    image_to_chw(rgb, cfg->image, cfg->image, out);
-}
-
 /* Read and parse record i (sequential: the index is not thread-safe). */
 static int read_record(Dataset *d, long i, Sample *s) {
     JsonlLine ln;

@@ -52,10 +52,6 @@ int tokenize_example(const Tokenizer *tok, const char *text, int max_text, int32
 int dataset_batch(Dataset *d, const long *idx, int n, uint64_t seed, uint64_t sample0, int mode,
                   BatchBuf *bb);
 
-/* The model's input from an image already resized to cfg->image (rgb, changed in place
- * when cfg->region_input is draw: the regions are drawn on it with their colours, box
- * k in the colour of id k), normalised CHW into out (3·image² floats). */
-void model_image(const ModelConfig *cfg, uint8_t *rgb, const float (*boxes)[4], int n_boxes, float *out);
 
 /* ================================================================ training the student
  * (train/trainer.c, train/progress.c) */
