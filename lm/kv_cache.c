@@ -6,7 +6,6 @@
  * Per-token work is O(layers · (d² + len · d) + vocab · d) instead of re-running the
  * whole sequence, and it allocates nothing. */
 #include "lm/lm.h"
-#include "tensor/vecmath.h" /* the vector layer and exp of tensor/'s kernels */
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,93 +14,24 @@
 #define PREFILL_ARENA_BLOCK ((size_t)8 << 20)
 
 /* ---------------------------------------------------------------- one-position kernels
- * Plain loops on one vector: the batched kernels of tensor/ are private to it, and at
- * one row their tiling (and a BLAS call per product) only costs.
- * Same formulas (LayerNorm two-pass with biased variance, GELU tanh form), so the logits
- * agree with the full forward to float rounding (tests/test_infer.c: <= 1e-4 relative). */
+ * All from tensor/ (tensor.h "row kernels"): LayerNorm, GELU and softmax are training's
+ * own row kernels, so the logits agree with the full forward to float rounding
+ * (tests/test_infer.c: <= 1e-4 relative; the products differ: gemm tiles there,
+ * vcm_matvec_rows here, since at one row the gemm's tiling, or a BLAS call per product,
+ * only costs). */
 
 static void ln_vec(float *y, const float *x, const LayerNorm *ln, int d) {
-    float sum = 0.0f;
-    for (int j = 0; j < d; j++) sum += x[j];
-    float mean = sum / (float)d, sq = 0.0f;
-    for (int j = 0; j < d; j++) sq += (x[j] - mean) * (x[j] - mean);
-    float rstd = 1.0f / sqrtf(sq / (float)d + ln->eps);
-    const float *w = ln->w->data, *b = ln->b ? ln->b->data : NULL;
-    for (int j = 0; j < d; j++) y[j] = (x[j] - mean) * rstd * w[j] + (b ? b[j] : 0.0f);
+    vcm_layernorm_row(y, x, ln->w->data, ln->b ? ln->b->data : NULL, d, ln->eps);
 }
 
 #define MATVEC_PAR_MIN (1 << 20)   /* multiply-adds below which one thread is faster */
-
-/* y[o] (+)= W[o, :]·x + b[o] for the n <= 4 rows o.. of W [out, in] row-major: four rows
- * at a time (x is loaded once for four rows), two vector accumulators per row (enough
- * independent FMA chains to hide their latency), added in a fixed order; each row's sum
- * is the same whichever block or thread computes it, so the result does not depend on
- * the thread count. A hand loop rather than sgemv: with the weights in cache it took
- * half sgemv's time at these sizes (128×384 … 2048×128). */
-static float vf_sum(vf a) {
-#if defined(__AVX512F__)
-    return _mm512_reduce_add_ps(a);
-#else
-    return vf_hsum(a);
-#endif
-}
-
-static void matvec_rows(float *y, const float *W, const float *b, const float *x, int o, int n, int in,
-                        int accumulate) {
-    const float *w0 = W + (size_t)o * in, *w1 = W + (size_t)(o + (n > 1)) * in;
-    const float *w2 = W + (size_t)(o + (n > 2) * 2) * in, *w3 = W + (size_t)(o + (n > 3) * 3) * in;
-    vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
-    vf c0 = vf_zero(), c1 = vf_zero(), c2 = vf_zero(), c3 = vf_zero();
-    int i = 0;
-    for (; i + 2 * VF_N <= in; i += 2 * VF_N) {
-        vf x0 = vf_load(x + i), x1 = vf_load(x + i + VF_N);
-        a0 = vf_fma(vf_load(w0 + i), x0, a0);
-        a1 = vf_fma(vf_load(w1 + i), x0, a1);
-        a2 = vf_fma(vf_load(w2 + i), x0, a2);
-        a3 = vf_fma(vf_load(w3 + i), x0, a3);
-        c0 = vf_fma(vf_load(w0 + i + VF_N), x1, c0);
-        c1 = vf_fma(vf_load(w1 + i + VF_N), x1, c1);
-        c2 = vf_fma(vf_load(w2 + i + VF_N), x1, c2);
-        c3 = vf_fma(vf_load(w3 + i + VF_N), x1, c3);
-    }
-    for (; i + VF_N <= in; i += VF_N) {
-        vf x0 = vf_load(x + i);
-        a0 = vf_fma(vf_load(w0 + i), x0, a0);
-        a1 = vf_fma(vf_load(w1 + i), x0, a1);
-        a2 = vf_fma(vf_load(w2 + i), x0, a2);
-        a3 = vf_fma(vf_load(w3 + i), x0, a3);
-    }
-    float s[4] = {vf_sum(vf_add(a0, c0)), vf_sum(vf_add(a1, c1)), vf_sum(vf_add(a2, c2)), vf_sum(vf_add(a3, c3))};
-    const float *w[4] = {w0, w1, w2, w3};
-    for (int r = 0; r < 4; r++)
-        for (int j = i; j < in; j++) s[r] += w[r][j] * x[j];
-    for (int r = 0; r < n; r++) {
-        float v = b ? s[r] + b[o + r] : s[r];
-        y[o + r] = accumulate ? y[o + r] + v : v;
-    }
-}
 
 static void matvec(float *y, const float *W, const float *x, int out, int in, int accumulate) {
     int blocks = (out + 3) / 4;
 #pragma omp parallel for schedule(static) if ((long)out * in >= MATVEC_PAR_MIN)
     for (int bk = 0; bk < blocks; bk++) {
         int o = 4 * bk;
-        matvec_rows(y, W, NULL, x, o, out - o < 4 ? out - o : 4, in, accumulate);
-    }
-}
-
-static void gelu_vec(float *x, int n) {
-    const float k = 0.7978845608028654f, c = 0.044715f;
-    int i = 0;
-    for (; i + VF_N <= n; i += VF_N) { /* x·σ(2u), as tensor/op_gelu.c */
-        vf v = vf_load(x + i);
-        vf u = vf_mul(vf_set1(k), vf_fma(vf_mul(vf_set1(c), vf_mul(v, v)), v, v));
-        vf e = vf_exp(vf_mul(vf_set1(-2.0f), u));
-        vf_store(x + i, vf_mul(v, vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e))));
-    }
-    for (; i < n; i++) {
-        float v = x[i], u = k * (v + c * v * v * v);
-        x[i] = v * (1.0f / (1.0f + vm_expf(-2.0f * u)));
+        vcm_matvec_rows(y, W, NULL, x, o, out - o < 4 ? out - o : 4, in, accumulate);
     }
 }
 
@@ -136,16 +66,7 @@ static void rows_of(int out, int t, int n, int *lo, int *hi) {
 static void linear_rows(float *y, const Linear *l, const float *x, int lo, int hi, int accumulate) {
     const float *b = l->b ? l->b->data : NULL;
     for (int o = lo; o < hi; o += 4)
-        matvec_rows(y, l->w->data, b, x, o, hi - o < 4 ? hi - o : 4, l->in, accumulate);
-}
-
-static float dot_vec(const float *a, const float *b, int n) {
-    vf acc = vf_zero();
-    int c = 0;
-    for (; c + VF_N <= n; c += VF_N) acc = vf_fma(vf_load(a + c), vf_load(b + c), acc);
-    float s = vf_sum(acc);
-    for (; c < n; c++) s += a[c] * b[c];
-    return s;
+        vcm_matvec_rows(y, l->w->data, b, x, o, hi - o < 4 ? hi - o : 4, l->in, accumulate);
 }
 
 /* out = softmax(q·Kᵀ·scale over the allowed keys 0..n-1)·V for heads [h0, h1) of H.
@@ -159,32 +80,18 @@ static void attend_heads(float *out, const float *q, const float *K, const float
         float *oh = out + h * hd;
         float mx = -INFINITY;
         for (int j = 0; j < n; j++) {
-            float s = valid[j] ? dot_vec(qh, K + (size_t)j * d + h * hd, hd) * scale : -INFINITY;
+            float s = valid[j] ? vcm_dot(qh, K + (size_t)j * d + h * hd, hd) * scale : -INFINITY;
             scores[j] = s;
             mx = s > mx ? s : mx;
         }
         memset(oh, 0, sizeof(float) * (size_t)hd);
         if (mx == -INFINITY) continue;   /* no key allowed: zeros, as op_attention */
-        int j = 0;
-        vf vsum = vf_zero(), vmx = vf_set1(mx);
-        for (; j + VF_N <= n; j += VF_N) { /* exp(-inf) = 0 for the masked keys */
-            vf e = vf_exp(vf_sub(vf_load(scores + j), vmx));
-            vf_store(scores + j, e);
-            vsum = vf_add(vsum, e);
-        }
-        float sum = vf_hsum(vsum);
-        for (; j < n; j++) {
-            scores[j] = vm_expf(scores[j] - mx);
-            sum += scores[j];
-        }
-        float inv = 1.0f / sum;
-        for (j = 0; j < n; j++) {
+        vcm_softmax_row(scores, scores, n); /* exp(-inf) = 0 for the masked keys */
+        for (int j = 0; j < n; j++) {
             if (scores[j] == 0.0f) continue;
             const float *vj = V + (size_t)j * d + h * hd;
-            float p = scores[j] * inv;
-            int c = 0;
-            for (; c + VF_N <= hd; c += VF_N) vf_store(oh + c, vf_fma(vf_set1(p), vf_load(vj + c), vf_load(oh + c)));
-            for (; c < hd; c++) oh[c] += p * vj[c];
+            float p = scores[j];
+            vcm_axpy(oh, p, vj, hd);
         }
     }
 }
@@ -218,7 +125,7 @@ static void decode_position(void *arg, int t, int nt) {
         ln_vec(h, in->x, &blk->norm2, d);
         rows_of(blk->mlp.fc1.out, t, nt, &lo, &hi);
         linear_rows(in->hid, &blk->mlp.fc1, h, lo, hi, 0);
-        gelu_vec(in->hid + lo, hi - lo);
+        vcm_gelu_span(in->hid + lo, in->hid + lo, (size_t)(hi - lo));
         vcm_team_barrier(nt);
         rows_of(d, t, nt, &lo, &hi);
         linear_rows(in->x, &blk->mlp.fc2, in->hid, lo, hi, 1);     /* x += mlp(…) */
@@ -226,7 +133,7 @@ static void decode_position(void *arg, int t, int nt) {
     }
     ln_vec(h, in->x, &m->norm, d);
     rows_of(m->tok.n, t, nt, &lo, &hi);
-    for (int o = lo; o < hi; o += 4) matvec_rows(in->logits, m->tok.w->data, NULL, h, o, hi - o < 4 ? hi - o : 4, d, 0);
+    for (int o = lo; o < hi; o += 4) vcm_matvec_rows(in->logits, m->tok.w->data, NULL, h, o, hi - o < 4 ? hi - o : 4, d, 0);
 }
 
 /* ---------------------------------------------------------------- lifecycle */

@@ -25,20 +25,25 @@ static inline vf gelu_vsig(vf x) {
     return vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
 }
 
+/* One span on the calling thread: vector body, scalar tail. */
+static void k_gelu_forward_span(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + VF_N <= n; i += VF_N) {
+        vf v = vf_load(x + i);
+        vf_store(y + i, vf_mul(v, gelu_vsig(v)));
+    }
+    for (; i < n; i++) y[i] = x[i] * gelu_sig(x[i]);
+}
+
+void vcm_gelu_span(float *y, const float *x, size_t n) { k_gelu_forward_span(y, x, n); }
+
 static void k_gelu_forward(float *y, const float *x, size_t n) {
     /* Blocks of 1024 elements: vector body plus a scalar tail only at the very end. */
     long nb = (long)((n + 1023) / 1024);
-#pragma omp parallel if (n >= GELU_PAR_MIN)
-    {
-#pragma omp for schedule(static) nowait
-        for (long b = 0; b < nb; b++) {
-            size_t i = (size_t)b * 1024, end = i + 1024 < n ? i + 1024 : n;
-            for (; i + VF_N <= end; i += VF_N) {
-                vf v = vf_load(x + i);
-                vf_store(y + i, vf_mul(v, gelu_vsig(v)));
-            }
-            for (; i < end; i++) y[i] = x[i] * gelu_sig(x[i]);
-        }
+#pragma omp parallel for schedule(static) if (n >= GELU_PAR_MIN)
+    for (long b = 0; b < nb; b++) {
+        size_t i = (size_t)b * 1024;
+        k_gelu_forward_span(y + i, x + i, i + 1024 < n ? 1024 : n - i);
     }
 }
 

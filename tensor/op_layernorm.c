@@ -46,6 +46,10 @@ static void k_layernorm_forward_row(float *yr, float *mean_out, float *rstd_out,
     if (mean_out) { *mean_out = mean; *rstd_out = rstd; }
 }
 
+void vcm_layernorm_row(float *y, const float *x, const float *w, const float *b, int C, float eps) {
+    k_layernorm_forward_row(y, NULL, NULL, x, w, b, C, eps);
+}
+
 static void k_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
                                 size_t rows, int C, float eps) {
     long n = (long)rows;

@@ -37,6 +37,8 @@ static void k_softmax_forward_row(float *y, const float *x, int C) {
     for (; j < C; j++) y[j] *= inv;
 }
 
+void vcm_softmax_row(float *y, const float *x, int C) { k_softmax_forward_row(y, x, C); }
+
 static void k_softmax_forward(float *y, const float *x, size_t rows, int C) {
     long n = (long)rows;
 #pragma omp parallel for schedule(static) if (rows * (size_t)C >= SOFTMAX_PAR_MIN)

@@ -32,6 +32,20 @@
 /* Σ x[i]² in double, in a fixed order (vectorised: nn/'s gradient norm). */
 double vcm_sum_squares(const float *x, size_t n);
 
+/* ---------------------------------------------------------------- row kernels
+ * The forward kernels of op_layernorm, op_softmax and op_gelu on one row (one span),
+ * on the calling thread, for code that runs one position at a time (the KV cache's
+ * decode step): the same arithmetic, so inference computes what training computed. */
+void vcm_layernorm_row(float *y, const float *x, const float *w, const float *b, int C, float eps);
+void vcm_softmax_row(float *y, const float *x, int C);    /* every x[j] = -inf: NaN */
+void vcm_gelu_span(float *y, const float *x, size_t n);   /* tanh form; y may be x */
+/* (tensor/matvec.c) y[o] (+)= W[o, :]·x + b[o] (b may be NULL) for the n <= 4 rows
+ * o.. of W [rows, in] row-major, each row summed in a fixed order whatever block or
+ * thread computes it; Σ a[i]·b[i]; y += a·x. */
+void vcm_matvec_rows(float *y, const float *W, const float *b, const float *x, int o, int n, int in, int accumulate);
+float vcm_dot(const float *a, const float *b, int n);
+void vcm_axpy(float *y, float a, const float *x, int n);
+
 /* ---------------------------------------------------------------- threads */
 
 /* Set the OpenMP thread count (OpenBLAS stays single-threaded: our gemm tiles run on

@@ -560,6 +560,36 @@ static void test_threads_bitwise(void) {
     free(b);
 }
 
+/* ------------------------------------------------------------ row kernels
+ * The one-row kernels inference uses (tensor.h) are the training ops' own code: the
+ * same bits, row by row, at widths around the vector length. */
+static void test_row_kernels_are_the_ops(void) {
+    unsigned long long seed = 77;
+    for (int si = 0; si < N_SIZES; si++) {
+        int C = SIZES[si] * 7 + 3, R = 5;
+        Graph g;
+        graph_init(&g, 1 << 20);
+        int sh[2] = {R, C}, sc[1] = {C};
+        Tensor *x = input(&g, 2, sh, -3, 3, 0, &seed), *w = input(&g, 1, sc, 0.5f, 1.5f, 0, &seed);
+        Tensor *b = input(&g, 1, sc, -1, 1, 0, &seed);
+        Tensor *ln = op_layernorm(&g, x, w, b, 1e-5f), *sm = op_softmax(&g, x), *ge = op_gelu(&g, x);
+        float *row = malloc(sizeof(float) * (size_t)C * R);
+        int same_ln = 1, same_sm = 1;
+        for (int r = 0; r < R; r++) {
+            vcm_layernorm_row(row, x->data + (size_t)r * C, w->data, b->data, C, 1e-5f);
+            same_ln &= !memcmp(row, ln->data + (size_t)r * C, sizeof(float) * (size_t)C);
+            vcm_softmax_row(row, x->data + (size_t)r * C, C);
+            same_sm &= !memcmp(row, sm->data + (size_t)r * C, sizeof(float) * (size_t)C);
+        }
+        vcm_gelu_span(row, x->data, (size_t)C * R);
+        CHECK(same_ln);
+        CHECK(same_sm);
+        CHECK(!memcmp(row, ge->data, sizeof(float) * (size_t)C * R));
+        free(row);
+        graph_free(&g);
+    }
+}
+
 int main(void) {
     /* One thread for the accuracy tests (cheap on a shared machine); the parallel paths
      * are pinned by test_threads_bitwise: bitwise equal to the 1-thread results. */
@@ -583,5 +613,6 @@ int main(void) {
     RUN(test_cross_entropy_all_ignored);
     RUN(test_cross_entropy_bad_target);
     RUN(test_threads_bitwise);
+    RUN(test_row_kernels_are_the_ops);
     return test_summary();
 }
