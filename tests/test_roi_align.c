@@ -15,12 +15,12 @@ static void test_linear_ramp_is_sampled_exactly(void) {
     float box[5] = {0, 1, 1, 3, 3};
     RoiAlignParams p = {4, 4, 1, 1, 1.0f, 2, 1};
     float out = 0;
-    roi_align_forward(&out, feat, box, 1, 1, &p);
+    vcm_roi_align_forward(&out, feat, box, 1, 1, &p);
     /* Sample points: 0.5 + {0.5, 1.5} → y,x ∈ {1.0, 2.0}: mean of ramp = 10·1.5 + 1.5. */
     CHECK_NEAR(out, 16.5, 1e-5);
     /* Unaligned: points 1 + {0.5, 1.5}: mean = 10·2 + 2 = 22. */
     p.aligned = 0;
-    roi_align_forward(&out, feat, box, 1, 1, &p);
+    vcm_roi_align_forward(&out, feat, box, 1, 1, &p);
     CHECK_NEAR(out, 22.0, 1e-5);
 }
 
@@ -29,7 +29,7 @@ static void test_box_far_outside_gives_zero(void) {
     float box[5] = {0, 10, 10, 20, 20};
     RoiAlignParams p = {3, 3, 2, 2, 1.0f, 2, 1};
     float out[4] = {5, 5, 5, 5};
-    roi_align_forward(out, feat, box, 1, 1, &p);
+    vcm_roi_align_forward(out, feat, box, 1, 1, &p);
     CHECK(out[0] == 0 && out[1] == 0 && out[2] == 0 && out[3] == 0);
 }
 
@@ -82,11 +82,11 @@ static void test_same_bits_with_1_and_2_threads(void) {
     float *o1 = malloc(sizeof(float) * R * 4 * C), *o2 = malloc(sizeof(float) * R * 4 * C);
     float *g1 = calloc(B * H * W * C, sizeof(float)), *g2 = calloc(B * H * W * C, sizeof(float));
     vcm_threads_init(1);
-    roi_align_forward(o1, feat, boxes, R, C, &p);
-    roi_align_backward(g1, dout, boxes, R, C, &p);
+    vcm_roi_align_forward(o1, feat, boxes, R, C, &p);
+    vcm_roi_align_backward(g1, dout, boxes, R, C, &p);
     vcm_threads_init(2);
-    roi_align_forward(o2, feat, boxes, R, C, &p);
-    roi_align_backward(g2, dout, boxes, R, C, &p);
+    vcm_roi_align_forward(o2, feat, boxes, R, C, &p);
+    vcm_roi_align_backward(g2, dout, boxes, R, C, &p);
     CHECK(!memcmp(o1, o2, sizeof(float) * R * 4 * C));
     CHECK(!memcmp(g1, g2, sizeof(float) * B * H * W * C));
     free(feat); free(dout); free(o1); free(o2); free(g1); free(g2);

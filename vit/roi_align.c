@@ -62,7 +62,7 @@ static BilinearTaps roi_sample(const RoiGeom *g, const RoiAlignParams *p, int ph
     return bilinear_sample(p->H, p->W, y, x);
 }
 
-void roi_align_forward(float *out, const float *feat, const float *boxes, int R, int C,
+void vcm_roi_align_forward(float *out, const float *feat, const float *boxes, int R, int C,
                        const RoiAlignParams *p) {
     const int cells = p->pooled_h * p->pooled_w;
     /* Each (box, cell) output row is owned by one thread. */
@@ -88,7 +88,7 @@ void roi_align_forward(float *out, const float *feat, const float *boxes, int R,
     }
 }
 
-void roi_align_backward(float *dfeat, const float *dout, const float *boxes, int R, int C,
+void vcm_roi_align_backward(float *dfeat, const float *dout, const float *boxes, int R, int C,
                         const RoiAlignParams *p) {
     const int cells = p->pooled_h * p->pooled_w;
     /* Boxes of one image overlap, so a thread owns a block of channels and walks every
@@ -130,7 +130,7 @@ static void roi_align_node_backward(Node *n) {
     Tensor *feat = n->in[0];
     if (!feat->grad) return;
     grad_accumulate(feat); /* boxes cover part of the map: added into zeros */
-    roi_align_backward(feat->grad, n->out->grad, n->saved, n->iattr[0], tensor_cols(feat), n->saved2);
+    vcm_roi_align_backward(feat->grad, n->out->grad, n->saved, n->iattr[0], tensor_cols(feat), n->saved2);
 }
 
 Tensor *op_roi_align(Graph *g, Tensor *feat, int H, int W, const float *boxes, int R,
@@ -155,7 +155,7 @@ Tensor *op_roi_align(Graph *g, Tensor *feat, int H, int W, const float *boxes, i
     int shape[3] = {R, pooled_h * pooled_w, feat->shape[2]};
     Tensor *out = graph_tensor(g, 3, shape, graph_wants_grad(g, feat, NULL, NULL));
     if (!out) return NULL;
-    roi_align_forward(out->data, feat->data, boxes, R, feat->shape[2], p);
+    vcm_roi_align_forward(out->data, feat->data, boxes, R, feat->shape[2], p);
     if (out->grad) {
         Node *n = graph_push(g, "roi_align", roi_align_node_backward, out);
         if (!n) return NULL;

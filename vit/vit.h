@@ -23,10 +23,10 @@ typedef struct RoiAlignParams {
     int aligned;           /* 1: pixel centres at +0.5 (shift by -0.5) */
 } RoiAlignParams;
 
-void roi_align_forward(float *out, const float *feat, const float *boxes, int R, int C,
+void vcm_roi_align_forward(float *out, const float *feat, const float *boxes, int R, int C,
                        const RoiAlignParams *p);
 /* Accumulates into dfeat (+=). */
-void roi_align_backward(float *dfeat, const float *dout, const float *boxes, int R, int C,
+void vcm_roi_align_backward(float *dfeat, const float *dout, const float *boxes, int R, int C,
                         const RoiAlignParams *p);
 
 /* The graph op. boxes must stay alive until backward. Box batch indices outside
