@@ -19,12 +19,20 @@ void *json_file_open(const char *path) {
 
 int json_file_read(void *gz, char *buf, const char **why) {
     int n = gzread((gzFile)gz, buf, JSON_READ_CHUNK);
+    int zerr = Z_OK;
+    const char *m = gzerror((gzFile)gz, &zerr);
     if (n < 0) {
-        int zerr;
-        const char *m = gzerror((gzFile)gz, &zerr);
         *why = zerr == Z_ERRNO ? strerror(errno) : m;
+        return -1;
     }
-    return n < 0 ? -1 : n;
+    /* A short read is the end of the input; zlib says Z_BUF_ERROR when that end came in
+     * the middle of a gzip stream (a cut .gz, or one without its trailer): the records
+     * after the cut are lost, so it is an error, not the end of the file. */
+    if (n < JSON_READ_CHUNK && zerr == Z_BUF_ERROR) {
+        *why = "the gzip stream ends early: the file is truncated";
+        return -1;
+    }
+    return n;
 }
 
 const char *jtype_name(const json_t *v) {

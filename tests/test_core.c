@@ -175,6 +175,14 @@ static void test_flags_parse(void) {
     CHECK(flags_parse("usage", flags, 3, argv3, pos, 2, &np) == 2);  /* --out missing */
     char *argv4[] = {"x", "--bogus"};
     CHECK(flags_parse("usage", flags, 2, argv4, pos, 2, &np) == 2);
+    /* numbers must be finite, and fit a float for a float flag */
+    const char *bad[] = {"nan", "inf", "-inf", "1e39", "NaN"};
+    for (int i = 0; i < 5; i++) {
+        char *argv5[] = {"x", "--out", "o", "--t", (char *)bad[i]};
+        f = 0.25f;
+        CHECK(flags_parse("usage", flags, 5, argv5, pos, 2, &np) == 2);
+        CHECK(f == 0.25f);
+    }
 }
 
 int main(void) {

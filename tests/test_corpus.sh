@@ -71,6 +71,16 @@ check_msg "get out of range" 2 "record \"8\" is not in 0..7" $VCM corpus get $D/
 check "index gzip" $VCM corpus index "$TMP/lskd.jsonl.gz" --sample 20
 out_has "index gzip records" '"gzip":true,"records":8'
 
+# ---- a cut gzip is an error, never a shorter corpus: cut inside the stream, and with
+# only its trailer (CRC, length) missing
+sz=$(wc -c <"$TMP/lskd.jsonl.gz")
+head -c $((sz / 2)) "$TMP/lskd.jsonl.gz" >"$TMP/cut.jsonl.gz"
+head -c $((sz - 4)) "$TMP/lskd.jsonl.gz" >"$TMP/notrailer.jsonl.gz"
+for f in cut notrailer; do
+    check_msg "validate refuses a $f gzip" 2 "$f.jsonl.gz:" $VCM corpus validate "$TMP/$f.jsonl.gz" --regions $D/lskd_regions.jsonl
+    check_msg "stats refuses a $f gzip" 2 "the gzip stream ends early" $VCM corpus stats "$TMP/$f.jsonl.gz"
+done
+
 # ---- bad input: each case stops with FILE:LINE[:COL]: problem (exit 2), or is counted
 M=$D/bad/regions_images.jsonl
 bad_case() { # NAME REASON MESSAGE [MAP]

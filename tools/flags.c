@@ -2,6 +2,7 @@
 #include "tools/tools.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,10 @@ static int parse_value(const char *cmd, const Flag *fl, const char *v) {
         double x = strtod(v, &end);
         if (errno || end == v || *end)
             return tool_error(cmd, 2, "--%s wants a number, got \"%s\"", fl->name, v);
+        /* No flag means anything by nan or inf (--lr nan trained NaN weights and saved
+         * them with exit 0), nor by a value past float's range. */
+        if (!isfinite(x) || (fl->kind == 'f' && !isfinite((float)x)))
+            return tool_error(cmd, 2, "--%s wants a finite number, got \"%s\"", fl->name, v);
         if (fl->kind == 'f') *(float *)fl->dst = (float)x; else *(double *)fl->dst = x;
         return 0;
     }
