@@ -28,7 +28,7 @@ int json_file_read(void *gz, char *buf, const char **why) {
     /* A short read is the end of the input; zlib says Z_BUF_ERROR when that end came in
      * the middle of a gzip stream (a cut .gz, or one without its trailer): the records
      * after the cut are lost, so it is an error, not the end of the file. */
-    if (n < JSON_READ_CHUNK && zerr == Z_BUF_ERROR) {
+    if ((unsigned)n < JSON_READ_CHUNK && zerr == Z_BUF_ERROR) {
         *why = "the gzip stream ends early: the file is truncated";
         return -1;
     }

@@ -50,7 +50,7 @@ static int open_item(OpenCtx *c, const char *path, const JsonlLine *ln, const Re
     if (rc) return rc;
     Example ex;
     memset(&ex, 0, sizeof ex);
-    char *q = NULL, *truth = NULL, *prompt = NULL, id_names[VCM_MAX_REGIONS][8];
+    char *q = NULL, *truth = NULL, *prompt = NULL, id_names[VCM_MAX_REGIONS][16];
     const char *names[VCM_MAX_REGIONS] = {0};
     int asked[VCM_MAX_REGIONS] = {0};
     rc = record_check_regions(&rec, path, map, &reason);
