@@ -6,6 +6,7 @@
 #include "nn.h"
 
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,19 @@ static int read_moment(CheckpointReader *r, ParamStore *ps, uint64_t off, float 
     return VCM_OK;
 }
 
+/* The header's CRC matched, but a state written by another program (or by hand) can
+ * still hold values AdamW cannot run with: resumed, they would train NaN weights. Only a
+ * resume reads the state, so only a resume is refused. */
+static int check_train_state(const TrainState *st, const char *path) {
+    const AdamW *o = &st->opt;
+    if (o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 && o->eps > 0 && isfinite(o->eps) &&
+        o->weight_decay >= 0 && isfinite(o->weight_decay) && o->step >= 0 && st->step >= 0)
+        return VCM_OK;
+    return vcm_fail(VCM_EINPUT, "%s: training state out of range: AdamW beta1 %g, beta2 %g, eps %g, weight decay %g, "
+                                "step %ld (want betas in [0, 1), eps > 0, a finite decay >= 0, steps >= 0)",
+                    path, o->beta1, o->beta2, o->eps, o->weight_decay, o->step);
+}
+
 int checkpoint_load(const char *path, ParamStore *ps, TrainState *st) {
     if (!ps->params) return vcm_fail(VCM_ERR, "%s: checkpoint_load before params_alloc", path);
     CheckpointReader r;
@@ -499,6 +513,7 @@ int checkpoint_load(const char *path, ParamStore *ps, TrainState *st) {
     rc = match_tensors(&r, ps);
     if (!rc && st && !r.has_train_state)
         rc = vcm_fail(VCM_EINPUT, "%s: no training state in this checkpoint (saved for inference only)", path);
+    if (!rc && st) rc = check_train_state(&r.st, path);
     for (int i = 0; !rc && i < r.n_tensors; i++)
         rc = checkpoint_read_tensor(&r, i, params_find(ps, r.tensors[i].name)->t.data);
     if (!rc && st) {

@@ -193,6 +193,32 @@ static void test_roundtrip_train_state(void) {
     params_free(&c);
 }
 
+/* A training state AdamW cannot run with (written by another program: the CRC is right)
+ * is refused on load, naming the values, instead of training NaN weights on resume. */
+static void test_train_state_out_of_range_refused(void) {
+    ParamStore a, b;
+    build_store(&a, V_BASE);
+    build_store(&b, V_BASE);
+    fill_store(&a, 2);
+    const char *path = tmp_path("bad_state.vcm");
+    for (int k = 0; k < 5; k++) {
+        TrainState st = make_state(), got = {0};
+        if (k == 0) st.opt.beta1 = NAN;
+        if (k == 1) st.opt.eps = 0;
+        if (k == 2) st.opt.beta2 = 1.0;
+        if (k == 3) st.opt.weight_decay = INFINITY;
+        if (k == 4) st.opt.beta1 = -0.5;
+        CHECK_MSG(!checkpoint_save(path, CONFIG, &a, &st), "%s", vcm_error());
+        CHECK(checkpoint_load(path, &b, &got) == VCM_EINPUT);
+        CHECK_STR_CONTAINS(vcm_error(), "training state out of range");
+        train_state_free(&got);
+        /* the weights alone still load: only resuming needs the state */
+        CHECK_MSG(!checkpoint_load(path, &b, NULL), "%s", vcm_error());
+    }
+    params_free(&a);
+    params_free(&b);
+}
+
 /* Same inputs, same bytes: nothing time- or address-dependent in the file. */
 static void test_deterministic_bytes(void) {
     ParamStore a;
@@ -890,6 +916,7 @@ int main(int argc, char **argv) {
     RUN(test_safetensors_report_lists_all);
     RUN(test_export_safetensors);
     RUN(test_sigkill_mid_write_keeps_previous);
+    RUN(test_train_state_out_of_range_refused);
 
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

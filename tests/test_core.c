@@ -183,6 +183,16 @@ static void test_flags_parse(void) {
         CHECK(flags_parse("usage", flags, 5, argv5, pos, 2, &np) == 2);
         CHECK(f == 0.25f);
     }
+    /* a range written last in the help, "[lo..hi]", either side open, is enforced */
+    int k = 0;
+    float p = 0;
+    Flag ranged[] = {{"k", 'i', &k, "top k (default 0) [0..]"}, {"p", 'f', &p, "mass [0..1]"}, {0}};
+    char *ok1[] = {"x", "--k", "0", "--p", "1"}, *bad1[] = {"x", "--k", "-5"}, *bad2[] = {"x", "--p", "1.5"};
+    char *bad3[] = {"x", "--p", "-0.01"};
+    CHECK(flags_parse("usage", ranged, 5, ok1, pos, 2, &np) == 0 && k == 0 && p == 1.0f);
+    CHECK(flags_parse("usage", ranged, 3, bad1, pos, 2, &np) == 2 && k == 0);
+    CHECK(flags_parse("usage", ranged, 3, bad2, pos, 2, &np) == 2 && p == 1.0f);
+    CHECK(flags_parse("usage", ranged, 3, bad3, pos, 2, &np) == 2);
 }
 
 int main(void) {

@@ -35,6 +35,11 @@ assert "1 and 2 threads give the same checkpoint" cmp -s "$TMP/c.vcm" "$TMP/d.vc
 # naming the last good checkpoint, which still loads (resume from it works).
 check_fails "a non-finite loss stops the run" 1 "last good checkpoint is .*e.vcm \(step [0-9]+\)|not finite" train "$TMP/e.vcm" --steps 30 --ckpt-every 1 --lr 1e30 --clip 1e30 --warmup 1
 assert "the last good checkpoint is intact" sh -c "$VCM export --model '$TMP/e.vcm' --out '$TMP/e.st' >/dev/null 2>&1"
+# An update that overflows the weights (finite loss and gradient before it: the guard
+# cannot see it) is never saved: no checkpoint called good holds NaN or inf.
+check_msg "an overflowing update is not saved" 1 "the weights are not finite after the update; stopped before any checkpoint was written" \
+    train "$TMP/f.vcm" --steps 3 --ckpt-every 1 --lr 1e39 --warmup 1
+assert "and no checkpoint is left" sh -c "[ ! -e '$TMP/f.vcm' ]"
 
 # A gzip corpus trains too (shuffled span by span), and resumes bit-exactly.
 gzip -c "$W/corpus.jsonl" > "$TMP/corpus.jsonl.gz"

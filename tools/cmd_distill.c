@@ -33,9 +33,9 @@ int cmd_distill(int argc, char **argv) {
         {"prompt", 's', &prompt_path, "prompt template file (default: the built-in distill/prompt_v1.txt)"},
         {"show-prompt", 'b', &show_prompt, "print the prompt template in use and exit"},
         CHAT_FLAGS(o, cf, "image"),
-        {"temperature", 'd', &cf.temperature, "sampling temperature sent to the model (default 0.7)"},
+        {"temperature", 'd', &cf.temperature, "sampling temperature sent to the model (default 0.7) [0..2]"},
         {"per-image", 'i', &per_image, "triples asked for per image (default 5)"},
-        {"max-tokens", 'i', &cf.max_tokens, "max_tokens sent per request, 0 = not sent (default 1024)"},
+        {"max-tokens", 'i', &cf.max_tokens, "max_tokens sent per request, 0 = not sent (default 1024) [0..]"},
         {"source", 's', &o.source, "the records' source (default vcm_distill_<prompt version>)"},
         {"skip-bad", 'b', &skip_bad, "skip malformed lines of the region mapping instead of failing"},
         {NULL, 0, NULL, NULL}};

@@ -490,12 +490,12 @@ int cmd_eval(int argc, char **argv) {
         {"score", 's', &score, "mean (default): mean log-prob per choice token; sum: total log-prob"},
         {"method", 's', &method, "kv (default): prefill once per item, choices through the KV cache;\n"
          "                             batch: every choice a full teacher-forced forward, --batch at a time"},
-        {"batch", 'i', &batch, "texts per forward pass of --method batch and --corpus (default 32)"},
+        {"batch", 'i', &batch, "texts per forward pass of --method batch and --corpus (default 32) [1..65536]"},
         {"limit", 'i', &limit, "only the first N items (default all)"},
         {"predictions", 's', &pred_path, "write one JSON line per item (label, pred, scores) here"},
         {"skip-bad", 'b', &skip_bad, "skip bad items (counted in \"skipped\") instead of stopping"},
-        {"cache-mb", 'i', &cache_mb, "memory for decoded images (default 256)"},
-        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
+        {"cache-mb", 'i', &cache_mb, "memory for decoded images (default 256) [0..16777216]"},
+        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores) [0..1024]"},
         {"quiet", 'b', &quiet, "no progress on stderr"},
         {0}};
     int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);

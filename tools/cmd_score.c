@@ -30,7 +30,7 @@ int cmd_score(int argc, char **argv) {
         {"prompt-len-from", 's', &from, "score only what follows the first occurrence of this string"},
         {"eos", 'b', &eos, "append <eos> and score it too (the text is complete)"},
         {"description", 'L', &descs, "text-only model: region [k]'s literal description; repeat for [1], ..."},
-        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores)"},
+        {"threads", 'i', &threads, "threads (default VCM_THREADS or all cores) [0..1024]"},
         {0}};
     int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;

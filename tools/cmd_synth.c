@@ -41,7 +41,7 @@ int cmd_synth(int argc, char **argv) {
         {"val-frac", 'd', &o.val_frac, "share of images for mc_val (default 0.10)"},
         {"test-frac", 'd', &o.test_frac, "share of images for mc_test (default 0.10)"},
         {"png-level", 'i', &o.png_level, "PNG zlib level 0-9 (default 1: fast)"},
-        {"threads", 'i', &o.threads, "threads (default: VCM_THREADS or all cores)"},
+        {"threads", 'i', &o.threads, "threads (default: VCM_THREADS or all cores) [0..1024]"},
         {"contact-sheet", 's', &sheet, "also write a contact sheet of sample images to this PNG"},
         {"sheet-images", 'i', &sheet_n, "images on the contact sheet (default 18)"},
         {"quiet", 'b', &quiet, "no progress lines on stderr"},

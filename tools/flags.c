@@ -32,6 +32,32 @@ void flags_usage(const char *usage, const Flag *flags, void *stream) {
     fprintf(f, "  %-26s %s\n", "--help", "this text");
 }
 
+/* A numeric flag's range, written at the end of its help as "[lo..hi]" (either side may
+ * be empty: unbounded), so that --help shows what is checked. 0 when the help has none. */
+static int flag_range(const Flag *fl, double *lo, double *hi) {
+    const char *h = fl->help ? strrchr(fl->help, '[') : NULL;
+    const char *dots = h ? strstr(h, "..") : NULL;
+    size_t n = h ? strlen(h) : 0;
+    if (!dots || h[n - 1] != ']') return 0;
+    char a[32] = "", b[32] = "", *end;
+    size_t la = (size_t)(dots - h - 1), lb = (size_t)(h + n - 1 - (dots + 2));
+    if (la >= sizeof a || lb >= sizeof b) return 0;
+    memcpy(a, h + 1, la);   /* strtod would read "0..1" as "0." then ".1" */
+    memcpy(b, dots + 2, lb);
+    *lo = la ? strtod(a, &end) : -INFINITY;
+    if (la && *end) return 0;
+    *hi = lb ? strtod(b, &end) : INFINITY;
+    return !lb || !*end;
+}
+
+static int check_range(const char *cmd, const Flag *fl, double x, const char *v) {
+    double lo, hi;
+    if (!flag_range(fl, &lo, &hi) || (x >= lo && x <= hi)) return 0;
+    if (isinf(hi)) return tool_error(cmd, 2, "--%s must be >= %g, got \"%s\"", fl->name, lo, v);
+    if (isinf(lo)) return tool_error(cmd, 2, "--%s must be <= %g, got \"%s\"", fl->name, hi, v);
+    return tool_error(cmd, 2, "--%s must be in %g..%g, got \"%s\"", fl->name, lo, hi, v);
+}
+
 static int parse_value(const char *cmd, const Flag *fl, const char *v) {
     char *end;
     errno = 0;
@@ -48,6 +74,7 @@ static int parse_value(const char *cmd, const Flag *fl, const char *v) {
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < -2147483647L || x > 2147483647L)
             return tool_error(cmd, 2, "--%s wants an integer, got \"%s\"", fl->name, v);
+        if (check_range(cmd, fl, (double)x, v)) return 2;
         *(int *)fl->dst = (int)x;
         return 0;
     }
@@ -59,6 +86,7 @@ static int parse_value(const char *cmd, const Flag *fl, const char *v) {
          * them with exit 0), nor by a value past float's range. */
         if (!isfinite(x) || (fl->kind == 'f' && !isfinite((float)x)))
             return tool_error(cmd, 2, "--%s wants a finite number, got \"%s\"", fl->name, v);
+        if (check_range(cmd, fl, x, v)) return 2;
         if (fl->kind == 'f') *(float *)fl->dst = (float)x; else *(double *)fl->dst = x;
         return 0;
     }

@@ -15,7 +15,8 @@ typedef struct Flag {
     const char *name;      /* without the leading "--" */
     char kind;
     void *dst;
-    const char *help;      /* one line; "(required)" in it is enforced */
+    const char *help;      /* one line; "(required)" in it is enforced, and so is a number
+                              flag's range written last as "[lo..hi]" (a side may be empty) */
 } Flag;
 
 /* Parse argv[1..] (argv[0] is the command name). Positional arguments are collected

@@ -402,6 +402,16 @@ static int checkpoint(Run *r, const Progress *pr) {
     long step = (long)r->st.step;
     int rc = check_replicas(&r->m, step);
     if (rc) return rc;
+    /* A finite loss and gradient norm can still make an update overflow (the guard runs
+     * before it): a save never writes weights that are not finite, so the checkpoint
+     * the messages call the last good one is good. Replicas agree, so every rank stops. */
+    if (!isfinite(vcm_sum_squares(r->m.ps.params, r->m.ps.n))) {
+        if (r->ts.ckpt_step < 0)
+            return vcm_fail(VCM_ERR, "step %ld: the weights are not finite after the update; stopped before any "
+                                     "checkpoint was written (try a lower --lr)", step);
+        return vcm_fail(VCM_ERR, "step %ld: the weights are not finite after the update; not saved. The last good "
+                                 "checkpoint is %s (step %ld)", step, r->o->out, r->ts.ckpt_step);
+    }
     if (r->lead) {
         stop_message(r->o, step, r->ts.ckpt_step, 1);
         r->st.options_json = r->opts;
