@@ -127,7 +127,7 @@ static int cmd_index(int argc, char **argv) {
         {"sample", 'i', &sample, "then read this many records at random and time it"},
         {"epoch", 'b', &epoch, "then read every record in a shuffled epoch order and time it"},
         {"group", 'i', &group, "gzip spans shuffled together (and cached) in --epoch (default 16)"},
-        {"seed", 'i', &seed, "seed of the random reads (default 1)"},
+        {"seed", 'i', &seed, "seed of the random reads (default 1) [0..]"},
         {0},
     };
     const char *pos[1];

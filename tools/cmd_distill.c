@@ -34,7 +34,7 @@ int cmd_distill(int argc, char **argv) {
         {"show-prompt", 'b', &show_prompt, "print the prompt template in use and exit"},
         CHAT_FLAGS(o, cf, "image"),
         {"temperature", 'd', &cf.temperature, "sampling temperature sent to the model (default 0.7) [0..2]"},
-        {"per-image", 'i', &per_image, "triples asked for per image (default 5)"},
+        {"per-image", 'i', &per_image, "triples asked for per image (default 5) [1..]"},
         {"max-tokens", 'i', &cf.max_tokens, "max_tokens sent per request, 0 = not sent (default 1024) [0..]"},
         {"source", 's', &o.source, "the records' source (default vcm_distill_<prompt version>)"},
         {"skip-bad", 'b', &skip_bad, "skip malformed lines of the region mapping instead of failing"},

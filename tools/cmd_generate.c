@@ -39,7 +39,7 @@ int cmd_generate(int argc, char **argv) {
         {"temperature", 'f', &temperature, "softmax temperature; 0 = greedy (default 0.7) [0..100]"},
         {"top-k", 'i', &top_k, "keep the k most likely tokens; 0 = all (default 0) [0..]"},
         {"top-p", 'f', &top_p, "nucleus: smallest set with this mass; 0 or 1 = all (default 0.9) [0..1]"},
-        {"seed", 'i', &seed, "sample i uses a generator seeded from (seed, i) (default 1)"},
+        {"seed", 'i', &seed, "sample i uses a generator seeded from (seed, i) (default 1) [0..]"},
         {"max-tokens", 'i', &max_tokens, "new tokens per sample at most (default: the model's text length) [0..]"},
         {"draw", 's', &draw, "also write the image with the numbered boxes to this PNG"},
         {"description", 'L', &descs, "text-only model: region [k]'s literal description; repeat for [1], ..."},

@@ -141,7 +141,7 @@ static int tok_train(int argc, char **argv) {
     int vocab = 2048, skip_bad = 0;
     Flag flags[] = {
         {"corpus", 's', &corpus, "corpus .jsonl / .jsonl.gz, or a text file, one document a line (required)"},
-        {"vocab", 'i', &vocab, "ids in total: 19 specials + 256 bytes + merges (default 2048)"},
+        {"vocab", 'i', &vocab, "ids in total: 19 specials + 256 bytes + merges (default 2048) [1..]"},
         {"out", 's', &out, "the .tok file to write (required)"},
         {"skip-bad", 'b', &skip_bad, "skip and count bad corpus records instead of failing"},
         {NULL, 0, NULL, NULL}};
