@@ -93,6 +93,11 @@ check_fails "generate: not a checkpoint" 2 "bad checkpoint" \
     "$VCM" generate --model "$TMP/junk.vcm" --tokenizer "$W/tok.tok" --image "$JPG" --region 1,1,5,5
 check_fails "generate: question mentions a region not given" 2 "mentions \[3\]" \
     "$VCM" generate $M --image "$JPG" $B3 --question "is [3] near [0]?"
+# [16] and up name no region of any model (the tokenizer has [0]..[15]): refused, not read as text
+check_fails "generate: [16] in the question is refused" 2 "mentions \[16\] but 3 regions" \
+    "$VCM" generate $M --image "$JPG" $B3 --question "what is [16] next to [0] ?"
+check_fails "score: [99] in the text is refused" 2 "mentions \[99\]" \
+    "$VCM" score $M --image "$JPG" --region 1,1,9,9 --text "question: what is [99] ?"
 check_fails "generate: bad --top-p" 2 "top-p" "$VCM" generate $M --image "$JPG" --top-p 1.5
 
 # ---------------------------------------------------------------- score

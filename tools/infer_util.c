@@ -155,9 +155,18 @@ char *infer_normalize_question(const char *q) {
 int infer_max_mention(const char *s) {
     int best = -1;
     for (const char *p = strchr(s, '['); p; p = strchr(p + 1, '[')) {
-        int k;
+        int k = -1;
         size_t len = strlen(p);
-        if (bpe_piece(p, len, &k) && k > best) best = k;
+        bpe_piece(p, len, &k);
+        /* "[16]" and up are no region of any model (the tokenizer has [0]..[15]) and
+         * would pass as plain text: count them, so that the caller refuses them. */
+        if (k < 0 && p[1] >= '1' && p[1] <= '9') {
+            long v = 0;
+            const char *q = p + 1;
+            while (*q >= '0' && *q <= '9' && v < 100000000) v = v * 10 + (*q++ - '0');
+            if (*q == ']') k = (int)v;
+        }
+        if (k > best) best = k;
     }
     return best;
 }
