@@ -380,6 +380,10 @@ static int parse_mc(Ctx *c, json_t *o, json_t *ch) {
         return fail(c, BAD_WRONG_TYPE, "field \"choices\": expected a list of word lists, got %s", jtype_name(ch));
     size_t n = json_array_size(ch);
     if (n < 2) return fail(c, BAD_VALUE, "field \"choices\": %zu choice(s), need at least 2", n);
+    /* One bound for every reader: vcm eval scores at most this many per item, so
+     * corpus validate must not accept what eval then refuses. */
+    if (n > MC_MAX_CHOICES)
+        return fail(c, BAD_VALUE, "field \"choices\": %zu choices (at most %d)", n, MC_MAX_CHOICES);
     r->n_choices = (int)n;
     r->choices = pool_alloc(r, n * sizeof *r->choices);
     if (!r->choices) return OOM(c);

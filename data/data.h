@@ -120,6 +120,7 @@ typedef struct Words { Word *w; int n; } Words;
 
 enum { REC_CORPUS = 0, REC_ANNOTATION = 1, REC_MC = 2, REC_KINDS = 3, REC_ANY = -1 };
 
+#define MC_MAX_CHOICES 64   /* choices of one multiple-choice item, for every reader */
 typedef struct Record {
     int kind;                       /* REC_*: "choices" → MC, "votes" → annotation */
     long line;                      /* line in the file, for messages */
@@ -133,7 +134,7 @@ typedef struct Record {
     int has_prediction; double prediction;
     int has_synth; const char *fault;     /* "synth": {"fault": null | "kind"} */
     int n_votes, n_accept;          /* annotation: "votes" ["accept"|"reject", ...] */
-    Words *choices; int n_choices;  /* MC: >= 2 non-empty token lists */
+    Words *choices; int n_choices;  /* MC: 2..MC_MAX_CHOICES non-empty token lists */
     int label;                      /* MC: index of the right choice */
     int distractor_other_region;    /* MC: -1 absent, else 0/1 */
     int grounding;                  /* MC: -1 absent, else 0/1 ("grounding": the choices name

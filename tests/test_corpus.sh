@@ -32,6 +32,14 @@ check "validate lskd annotations" $VCM corpus validate $D/lskd_annotations.jsonl
 out_has "annotations counted" '"kinds":{"corpus":0,"annotation":2,"mc":0}'
 check "validate lskd mc" $VCM corpus validate $D/lskd_mc.jsonl --regions $D/lskd_regions.jsonl --images-root "$IMG"
 out_has "mc counted" '"kinds":{"corpus":0,"annotation":0,"mc":2}'
+# more choices than vcm eval scores (64) are refused by validate too, not only by eval
+/usr/bin/python3 -c "
+import json, sys
+it = json.loads(open(sys.argv[1]).readline())
+it['choices'] = (it['choices'] * 65)[:65]
+print(json.dumps(it))" $D/lskd_mc.jsonl >"$TMP/mc65.jsonl"
+check_msg "validate refuses 65 choices" 2 "mc65.jsonl:1: field \"choices\": 65 choices (at most 64)" \
+    $VCM corpus validate "$TMP/mc65.jsonl" --regions $D/lskd_regions.jsonl --images-root "$IMG"
 
 gzip -c $D/lskd_corpus.jsonl >"$TMP/lskd.jsonl.gz"
 gzip -c $D/lskd_regions.jsonl >"$TMP/regions.jsonl.gz"

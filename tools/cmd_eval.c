@@ -280,7 +280,8 @@ static int prepare_item(Eval *e, const char *mc, long line, const Record *rec, c
     if (!rc && (rc = example_build(rec, ent, ow, oh, c->image, c->image, &rng,
                                    EXAMPLE_EVAL | (text_only ? EXAMPLE_DESCRIBE : 0), &ex)))
         rc = at_line(rc, mc, line, -1);
-    if (!rc && ex.n_choices > 64) rc = vcm_fail(VCM_EINPUT, "%s:%ld: %d choices (at most 64)", mc, line, ex.n_choices);
+    if (!rc && ex.n_choices > MC_MAX_CHOICES)
+        rc = vcm_fail(VCM_EINPUT, "%s:%ld: %d choices (at most %d)", mc, line, ex.n_choices, MC_MAX_CHOICES);
     if (!rc) {
         it->line = line;
         it->label = rec->label;
