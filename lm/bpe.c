@@ -93,9 +93,13 @@ static size_t contraction_at(const uint8_t *s, size_t len) {
 }
 
 /* Length of the run of class cls starting at s[from]; a punctuation run stops before
- * a mention so that "([0])" keeps its mention whole. */
+ * a mention so that "([0])" keeps its mention whole. A piece is cut at BPE_MAX_PIECE
+ * anyway, so the scan stops a little past it (4 more: a mention "[15]" starting at the
+ * cut must still be seen, and the space rule below may take one
+ * back): without the stop, a 1 MB word cost a 1 MB scan for each of its pieces. */
 static size_t class_run(const uint8_t *s, size_t len, size_t from, int cls) {
     size_t i = from;
+    if (len - from > BPE_MAX_PIECE + 4) len = from + BPE_MAX_PIECE + 4;
     int k;
     while (i < len && byte_class(s[i]) == cls) {
         if (cls == C_PUNCT && i > from && mention_at(s + i, len - i, &k)) break;

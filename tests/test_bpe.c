@@ -76,6 +76,38 @@ static void test_pieces(void) {
     memset(longw, 'a', sizeof longw);
     int k;
     CHECK(bpe_piece(longw, sizeof longw, &k) == 64);
+    /* a punctuation run stops before a mention wherever the mention starts, also next
+     * to the 64-byte cut (the scan of a run stops a few bytes past it) */
+    for (int at = 55; at <= 75; at++) {
+        char p[120];
+        memset(p, '!', sizeof p);
+        memcpy(p + at, "[12]", 4);
+        CHECK(bpe_piece(p, sizeof p, &k) == (size_t)(at < 64 ? at : 64));
+        CHECK(bpe_piece(p + at, sizeof p - (size_t)at, &k) == 4 && k == 12);
+    }
+    /* a space run gives its last space to the word after it, also past the cut */
+    for (int n = 60; n <= 70; n++) {
+        char p[100];
+        memset(p, ' ', (size_t)n);
+        memcpy(p + n, "word", 4);
+        size_t want = (size_t)(n - 1 < 64 ? n - 1 : 64);
+        CHECK(bpe_piece(p, (size_t)n + 4, &k) == want);
+    }
+}
+
+/* Pre-tokenisation is linear in the length of a word: 4 MB of one letter (the audit's
+ * 1 MB word took 12.7 s) encodes in well under a second. */
+static void test_long_word_is_linear(void) {
+    Tokenizer *t = trained();
+    size_t n = (size_t)4 << 20;
+    char *w = malloc(n);
+    int32_t *ids = malloc(sizeof(int32_t) * n);
+    if (!w || !ids) { CHECK(0); free(w); free(ids); return; }
+    memset(w, 'q', n);
+    long got = bpe_encode(t, w, n, ids, n);
+    CHECK(got > 0 && (size_t)got <= n);
+    free(w);
+    free(ids);
 }
 
 static void test_specials(void) {
@@ -427,6 +459,7 @@ int main(void) {
     RUN(test_train_matches_naive);
     RUN(test_file);
     RUN(test_file_fuzz);
+    RUN(test_long_word_is_linear);
     bpe_free(trained());
     return test_summary();
 }
