@@ -392,6 +392,36 @@ static void test_gzip_plain_same_records(void) {
 
 /* ---------------------------------------------------------------- region mapping */
 
+/* One mapping line with 200,000 regions parses in time linear in them (the duplicate
+ * check was a scan per key: 300 k regions took minutes); a duplicate at the end of such
+ * a line is still found. */
+static void test_regionmap_many_regions_linear(void) {
+    const int n = 200000;
+    size_t cap = (size_t)n * 48 + 256, k = 0;
+    char *t = malloc(cap);
+    if (!t) { CHECK(0); return; }
+    k += (size_t)snprintf(t + k, cap - k, "{\"image\": \"big.png\", \"region_locations\": {");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(t + k, cap - k, "%s\"%d\": {\"boxes\": [[0, 0, 1, 1]]}", i ? ", " : "", i);
+    size_t body = k;
+    k += (size_t)snprintf(t + k, cap - k, "}}\n");
+    const char *p = tmp_path("big_map.jsonl");
+    write_file(p, t, k);
+    RegionMap m;
+    int rc = regionmap_load(p, &m, 0, NULL);
+    CHECK_MSG(rc == VCM_OK, "%s", vcm_error());
+    if (!rc) {
+        const RegionEntry *e = regionmap_find(&m, "big.png");
+        CHECK(e && e->n_regions == n);
+        regionmap_free(&m);
+    }
+    k = body + (size_t)snprintf(t + body, cap - body, ", \"0%d\": {\"boxes\": [[0, 0, 1, 1]]}}}\n", n - 1);
+    write_file(p, t, k);
+    CHECK(regionmap_load(p, &m, 0, NULL) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "appears twice");
+    free(t);
+}
+
 static void test_regionmap_fixture(void) {
     RegionMap m;
     long skipped = -1;
@@ -430,6 +460,8 @@ static void test_regionmap_errors(void) {
          "r.jsonl:2: image \"h.png\" region \"0\": \"boxes\" must be a non-empty list of boxes, got a list (empty)"},
         {"{\"image\": \"h.png\", \"region_locations\": {\"a\": {\"boxes\": [[0, 0, 1, 1]]}}}", BAD_VALUE,
          "r.jsonl:2: field \"region_locations\": key \"a\" is not a region id (0, 1, ...)"},
+        {"{\"image\": \"h.png\", \"region_locations\": {\"1\": {\"boxes\": [[0, 0, 1, 1]]}, \"01\": {\"boxes\": [[0, 0, 2, 2]]}}}",
+         BAD_VALUE, "r.jsonl:2: field \"region_locations\": region id 1 appears twice"},
         {"{\"image\": \"h.png\", \"region_locations\": [[0, 0, 1, 1]]}", BAD_WRONG_TYPE,
          "r.jsonl:2: field \"region_locations\": expected an object, got a list"},
         {"{\"image\": \"h.png\"}", BAD_MISSING_FIELD, "r.jsonl:2: missing field \"region_locations\""},
@@ -844,6 +876,7 @@ int main(void) {
     RUN(test_example_eval);
     RUN(test_example_train);
     RUN(test_example_limits);
+    RUN(test_regionmap_many_regions_linear);
     RUN(test_words_render);
     RUN(test_open_judge);
     RUN(test_example_keep_ids);
