@@ -3,9 +3,11 @@
  * header is a student's plus "kind":"critic"; a header without "kind" is a student's. */
 #include "model/model.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int model_checkpoint_save(const char *path, const char *kind, const Student *m, const TrainState *st) {
     char cfg[1024];
@@ -43,6 +45,24 @@ static int read_header(const char *path, char *kind, size_t kind_size, ModelConf
     return rc;
 }
 
+/* A lower bound of the weights' bytes a config asks for (the decoder's blocks, token and
+ * position tables; the ViT's blocks): the file must hold at least that much, checked
+ * before the model is built, so a header that says dec_layers 1024 in a 24 MB file is
+ * refused instead of allocating gigabytes. */
+static int check_config_fits(const char *path, const ModelConfig *c) {
+    struct stat sb;
+    if (stat(path, &sb)) return vcm_fail(VCM_EINPUT, "%s: %s", path, strerror(errno));
+    double dd = c->dec_d, vd = c->vit_d;
+    double floats = c->dec_layers * 12.0 * dd * dd + ((double)c->vocab + model_max_seq(c)) * dd;
+    if (c->region_input != REGION_INPUT_TEXT) floats += c->vit_layers * 12.0 * vd * vd;
+    if (4.0 * floats > (double)sb.st_size)
+        return vcm_fail(VCM_EINPUT, "%s: the header's config (%s: dec_layers %d, dec_d %d, vocab %d, vit_layers %d) "
+                                    "needs at least %.0f bytes of weights but the file holds %lld: the header is "
+                                    "damaged or not this file's", path, c->name, c->dec_layers, c->dec_d, c->vocab,
+                        c->vit_layers, 4.0 * floats, (long long)sb.st_size);
+    return VCM_OK;
+}
+
 int model_checkpoint_kind(const char *path, char *kind, size_t size) {
     return read_header(path, kind, size, NULL, NULL);
 }
@@ -50,7 +70,11 @@ int model_checkpoint_kind(const char *path, char *kind, size_t size) {
 int model_checkpoint_config(const char *path, const char *want_kind, ModelConfig *cfg, char **tok) {
     char kind[32];
     int rc = read_header(path, kind, sizeof kind, cfg, tok);
-    if (rc) return rc;
+    if (!rc) rc = check_config_fits(path, cfg);
+    if (rc) {
+        if (tok) { free(*tok); *tok = NULL; }
+        return rc;
+    }
     if (strcmp(kind, want_kind)) {
         free(*tok);
         *tok = NULL;

@@ -88,6 +88,20 @@ check_fails "generate: truncated JPEG" 2 "truncated.jpg" "$VCM" generate $M --im
 head -c 100000 "$W/m.vcm" >"$TMP/trunc.vcm"
 check_fails "generate: truncated checkpoint" 2 "bad checkpoint" \
     "$VCM" generate --model "$TMP/trunc.vcm" --tokenizer "$W/tok.tok" --image "$JPG" --region 1,1,5,5
+# A header whose config asks for far more weights than the file holds (CRC made right,
+# so only the size check can tell) is refused before the model is built: dec_d 128 -> 996
+/usr/bin/python3 -c "
+import sys, struct, zlib
+b = bytearray(open(sys.argv[1], 'rb').read())
+hs = struct.unpack_from('<Q', b, 16)[0]
+i = b.find(b'\"dec_d\":128', 0, hs)
+assert i > 0
+b[i:i + 11] = b'\"dec_d\":996'
+b[40:44] = b'\0\0\0\0'
+struct.pack_into('<I', b, 40, zlib.crc32(bytes(b[:hs])))
+open(sys.argv[2], 'wb').write(b)" "$W/m.vcm" "$TMP/big.vcm"
+check_fails "generate: a header asking for more weights than the file holds" 2 "needs at least [0-9]+ bytes of weights but the file holds" \
+    "$VCM" generate --model "$TMP/big.vcm" --tokenizer "$W/tok.tok" --image "$JPG" --region 1,1,5,5
 printf 'not a checkpoint at all' >"$TMP/junk.vcm"
 check_fails "generate: not a checkpoint" 2 "bad checkpoint" \
     "$VCM" generate --model "$TMP/junk.vcm" --tokenizer "$W/tok.tok" --image "$JPG" --region 1,1,5,5
