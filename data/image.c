@@ -3,6 +3,8 @@
 #include "base/base.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,10 +46,34 @@ void image_free(Image *im) {
     im->w = im->h = 0;
 }
 
+/* An image file opened for reading, refused unless it is a regular file: opening a FIFO
+ * (or a terminal) would wait for a writer forever. NULL with the reason set. */
+static FILE *open_image_file(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        vcm_fail(VCM_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        vcm_fail(VCM_EINPUT, "%s: not a regular file (a FIFO, device or directory is no image)", path);
+        close(fd);
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        vcm_fail(VCM_ERR, "%s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 /* The whole file in memory (images are small; the JPEG check needs the tail). */
 static int read_file(const char *path, unsigned char **out, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vcm_fail(VCM_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = open_image_file(path);
+    if (!f) return VCM_EINPUT;
     unsigned char *b = NULL;
     size_t len = 0, cap = 0;
     int rc = VCM_OK;
@@ -135,8 +161,8 @@ int image_load(const char *path, Image *out) {
 }
 
 int image_info(const char *path, int *w, int *h) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vcm_fail(VCM_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = open_image_file(path);
+    if (!f) return VCM_EINPUT;
     int comp, ok = stbi_info_from_file(f, w, h, &comp);
     fclose(f);
     if (!ok) {

@@ -104,6 +104,14 @@ static void test_bad_files(void) {
     CHECK(image_load(tmp_path("text.jpg"), &im) == VCM_EINPUT);
     CHECK_STR_CONTAINS(vcm_error(), "text.jpg: ");
     CHECK(image_info(tmp_path("text.jpg"), &w, &h) == VCM_EINPUT);
+    /* a FIFO (no writer: opening it for reading would wait forever) and a directory are
+     * refused at once, not read */
+    CHECK(mkfifo(tmp_path("pipe.png"), 0600) == 0);
+    CHECK(image_load(tmp_path("pipe.png"), &im) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "pipe.png: not a regular file");
+    CHECK(image_info(tmp_path("pipe.png"), &w, &h) == VCM_EINPUT);
+    CHECK(image_load(tmpdir, &im) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "not a regular file");
 }
 
 static void test_save_png(void) {
