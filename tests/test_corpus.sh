@@ -79,6 +79,12 @@ check_msg "get out of range" 2 "record \"8\" is not in 0..7" $VCM corpus get $D/
 check "index gzip" $VCM corpus index "$TMP/lskd.jsonl.gz" --sample 20
 out_has "index gzip records" '"gzip":true,"records":8'
 
+# ---- output that cannot be written is a failure, not a silent exit 0 (stdout on a full device)
+if [ -w /dev/full ]; then
+    check_msg "stats to a full device fails" 1 "writing the output failed" sh -c "$VCM corpus stats $D/lskd_corpus.jsonl >/dev/full"
+    check_msg "--help to a full device fails" 1 "writing the output failed" sh -c "$VCM corpus stats --help >/dev/full"
+fi
+
 # ---- a cut gzip is an error, never a shorter corpus: cut inside the stream, and with
 # only its trailer (CRC, length) missing
 sz=$(wc -c <"$TMP/lskd.jsonl.gz")

@@ -41,6 +41,12 @@ check_msg "an overflowing update is not saved" 1 "the weights are not finite aft
     train "$TMP/f.vcm" --steps 3 --ckpt-every 1 --lr 1e39 --warmup 1
 assert "and no checkpoint is left" sh -c "[ ! -e '$TMP/f.vcm' ]"
 
+# A log that cannot be written is a failed run (the rows were lost), not exit 0
+if [ -w /dev/full ]; then
+    check_msg "a log on a full device fails the run" 1 "/dev/full: writing the log failed" \
+        train "$TMP/g.vcm" --steps 2 --log /dev/full --quiet
+fi
+
 # A gzip corpus trains too (shuffled span by span), and resumes bit-exactly.
 gzip -c "$W/corpus.jsonl" > "$TMP/corpus.jsonl.gz"
 gz() { out=$1; shift; $VCM train --corpus "$TMP/corpus.jsonl.gz" --regions "$W/regions.jsonl" --images-root "$W" \

@@ -2,6 +2,7 @@
 #include "tools/tools.h"
 #include "tensor/tensor.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,16 @@ static int is_command(const char *name) {
     return 0;
 }
 
+/* What a command printed must have reached its destination: with stdout on a full
+ * device or a closed pipe every printf "succeeds" into the buffer, and the loss shows
+ * only at the final flush. A command that succeeded but whose output was lost fails. */
+static int finish(int rc) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    int e = errno;
+    fprintf(stderr, "vcm: writing the output failed: %s\n", e ? strerror(e) : "I/O error");
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv) {
     set_runtime_env(argv);
     /* git-style: `make install` links vcm-<command> to vcm, and vcm-generate ARGS is
@@ -61,7 +72,7 @@ int main(int argc, char **argv) {
     base = base ? base + 1 : argc > 0 ? argv[0] : "";
     if (!strncmp(base, "vcm-", 4) && is_command(base + 4)) {
         argv[0] = (char *)base + 4;
-        return run_command(argv[0], argc, argv);
+        return finish(run_command(argv[0], argc, argv));
     }
     if (argc >= 2 && !strcmp(argv[1], "--blas-core")) {
         /* for scripts that run other programs (bench, PyTorch) with the same kernels */
@@ -73,5 +84,5 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    return run_command(argv[1], argc - 1, argv + 1);
+    return finish(run_command(argv[1], argc - 1, argv + 1));
 }

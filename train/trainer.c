@@ -516,6 +516,16 @@ int train_student(const TrainOptions *o, TrainResult *res) {
     Run r = {.o = o};
     int rc = setup(&r);
     if (!rc) rc = run_loop(&r, res);
+    /* The log's last rows reach the disk only now: a full disk there is a failed run. */
+    if (r.log) {
+        int earlier = ferror(r.log);
+        errno = 0;
+        int closed = fclose(r.log), e = errno;
+        r.log = NULL;
+        if ((earlier || closed) && !rc)
+            rc = vcm_fail(VCM_ERR, "%s: writing the log failed: %s", o->log_csv,
+                          closed && e ? strerror(e) : "a write during the run failed (a full disk?)");
+    }
     run_free(&r);
     return rc;
 }
