@@ -136,6 +136,13 @@ check_fails "score: prompt not at a token boundary" 2 "token boundary" \
 check "eval: kv" "$VCM" eval $M --mc "$W/mc_test.jsonl" --regions "$W/regions.jsonl" --images-root "$W" \
     --corpus "$W/corpus.jsonl" --predictions "$TMP/pred_kv.jsonl" --threads 1 --quiet
 cp "$TMP/out" "$TMP/eval_kv"
+# a run that fails (a bad line in the middle of the file) leaves an existing predictions
+# file as it was, and no temporary beside it
+cp "$TMP/pred_kv.jsonl" "$TMP/pred_keep.jsonl"
+{ head -2 "$W/mc_test.jsonl"; echo '{"broken": '; } >"$TMP/mc_bad.jsonl"
+check_fails "eval: a bad item fails the run" 2 "mc_bad.jsonl:3" "$VCM" eval $M --mc "$TMP/mc_bad.jsonl" \
+    --regions "$W/regions.jsonl" --images-root "$W" --predictions "$TMP/pred_kv.jsonl" --threads 1 --quiet
+assert "eval: the old predictions are intact" sh -c "cmp -s '$TMP/pred_kv.jsonl' '$TMP/pred_keep.jsonl' && [ ! -e '$TMP/pred_kv.jsonl.tmp' ]"
 check "eval: batch" "$VCM" eval $M --mc "$W/mc_test.jsonl" --regions "$W/regions.jsonl" --images-root "$W" \
     --method batch --predictions "$TMP/pred_batch.jsonl" --threads 1 --quiet
 assert "eval: the JSON object, and both methods score alike" $PY -c '

@@ -513,6 +513,7 @@ int cmd_eval(int argc, char **argv) {
     if ((rc = infer_load("eval", model, tok_path, &m, &tok))) return rc;
     Eval e;
     memset(&e, 0, sizeof e);
+    AtomicFile pred_af = {0}, open_af = {0};
     e.m = &m;
     e.tok = &tok;
     e.use_sum = !strcmp(score, "sum");
@@ -532,7 +533,14 @@ int cmd_eval(int argc, char **argv) {
     e.g.grad_enabled = 0;
     if (e.use_kv && infer_init(&e.in, &m)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
     if (regions && regionmap_load(regions, &map, skip_bad, NULL)) { rc = tool_error("eval", 2, "%s", vcm_error()); goto done; }
-    if (pred_path && !(e.pred = fopen(pred_path, "w"))) { rc = tool_error("eval", 1, "cannot write %s", pred_path); goto done; }
+    /* The prediction files replace an existing one only once the run is complete. */
+    if (pred_path) {
+        if (atomic_file_open(&pred_af, pred_path)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
+        e.pred = pred_af.f;
+    }
+    if (open_pred_path && open_path) {
+        if (atomic_file_open(&open_af, open_pred_path)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
+    }
     for (int f = 0; f < 2; f++) {   /* --mc, then --vcr */
         const char *path = f ? vcr : mc;
         long *sk = f ? &vcr_skipped : &skipped;
@@ -548,12 +556,15 @@ int cmd_eval(int argc, char **argv) {
     }
     OpenReport orep;
     if (open_path) {
-        FILE *op = open_pred_path ? fopen(open_pred_path, "w") : NULL;
-        if (open_pred_path && !op) { rc = tool_error("eval", 1, "cannot write %s", open_pred_path); goto done; }
-        int r = eval_open(open_path, &m, &tok, map.path ? &map : NULL, cache, root, limit, skip_bad, quiet, op, &orep);
-        if (op && fclose(op) && !r) r = vcm_fail(VCM_ERR, "error writing %s", open_pred_path);
+        int r = eval_open(open_path, &m, &tok, map.path ? &map : NULL, cache, root, limit, skip_bad, quiet, open_af.f,
+                          &orep);
         if (r) { rc = tool_error("eval", r, "%s", vcm_error()); goto done; }
     }
+    if (e.pred) {
+        e.pred = NULL;
+        if (atomic_file_commit(&pred_af)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
+    }
+    if (open_af.f && atomic_file_commit(&open_af)) { rc = tool_error("eval", 1, "%s", vcm_error()); goto done; }
     printf("{\"n\":%ld", e.n);
     put_rate("accuracy", e.correct, e.n);
     printf(",\"n_other_region\":%ld", e.n_other);
@@ -589,7 +600,8 @@ done:
     free(e.b.images); free(e.b.boxes); free(e.b.n_regions); free(e.b.tokens); free(e.b.targets);
     if (e.g.arena.blocks || e.g.nodes) graph_free(&e.g);
     if (e.in.region_vec) infer_free(&e.in);
-    if (e.pred && fclose(e.pred) && !rc) rc = tool_error("eval", 1, "error writing %s", pred_path);
+    if (pred_af.f) atomic_file_abort(&pred_af);   /* a failed run leaves the old files as they were */
+    if (open_af.f) atomic_file_abort(&open_af);
     if (cache) image_cache_free(cache);
     if (map.path) regionmap_free(&map);
     free(rgb);
