@@ -60,6 +60,13 @@ int atomic_file_open_flags(AtomicFile *af, const char *path, unsigned flags) {
 
 int atomic_file_open(AtomicFile *af, const char *path) { return atomic_file_open_flags(af, path, 0); }
 
+int atomic_file_probe(const char *path) {
+    AtomicFile af;
+    int rc = atomic_file_open(&af, path);
+    if (!rc) atomic_file_abort(&af);
+    return rc;
+}
+
 void atomic_file_abort(AtomicFile *af) {
     if (af->f) fclose(af->f);
     if (af->tmp) unlink(af->tmp);

@@ -77,6 +77,9 @@ int atomic_file_open_flags(AtomicFile *af, const char *path, unsigned flags);
 int atomic_file_commit(AtomicFile *af);
 /* Close and remove the temporary (after a failure while writing). */
 void atomic_file_abort(AtomicFile *af);
+/* Whether PATH can be written this way (its temporary is created and removed): a long
+ * job checks its output place before the compute, not at its first save. */
+int atomic_file_probe(const char *path);
 
 /* ---------------------------------------------------------------- JSON output
  * (base/json_out.c) The one escaper of hand-written JSON lines. vcm_json_char writes the

@@ -41,6 +41,10 @@ check_msg "an overflowing update is not saved" 1 "the weights are not finite aft
     train "$TMP/f.vcm" --steps 3 --ckpt-every 1 --lr 1e39 --warmup 1
 assert "and no checkpoint is left" sh -c "[ ! -e '$TMP/f.vcm' ]"
 
+# An --out in a directory that does not exist is refused before any step
+check_msg "an unwritable --out is found before training" 1 "/nonexistent/dir/x.vcm.tmp: cannot create" \
+    train /nonexistent/dir/x.vcm --steps 1000 --quiet
+
 # A log that cannot be written is a failed run (the rows were lost), not exit 0
 if [ -w /dev/full ]; then
     check_msg "a log on a full device fails the run" 1 "/dev/full: writing the log failed" \

@@ -238,6 +238,7 @@ int train_critic(const CriticOptions *o, CriticResult *res) {
         return vcm_fail(VCM_EINPUT, "critic train: annotations, regions, out and a tokenizer (or init) are required");
     if (o->batch <= 0 || o->steps <= 0) return vcm_fail(VCM_EINPUT, "critic train: batch and steps must be positive");
     if (!(o->val_frac >= 0 && o->val_frac < 1)) return vcm_fail(VCM_EINPUT, "critic train: val-frac must be in [0, 1)");
+    if (atomic_file_probe(o->out)) return VCM_ERR;   /* before the compute, not at the save */
     Tokenizer tok = {0};
     Critic c = {0};
     Student init = {0};

@@ -364,7 +364,10 @@ static int setup(Run *r) {
     r->quiet = o->quiet || !r->lead;
     r->epoch = -1;
     int rc = shard_plan(o, r->rank, r->ranks, &r->sh);
-    if (rc || (rc = setup_config(r)) || (rc = setup_model(r))) return rc;
+    /* An --out that cannot be written is found now, not after the first --ckpt-every steps. */
+    if (!rc && r->lead) rc = atomic_file_probe(o->out);
+    if ((rc = dist_agree(rc))) return rc;
+    if ((rc = setup_config(r)) || (rc = setup_model(r))) return rc;
     r->start = (long)r->st.step;
     r->opts = options_json(o);
     /* The tokenizer goes into every checkpoint, so the model file stands alone. */
