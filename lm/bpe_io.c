@@ -125,6 +125,10 @@ static int parse(Lines *L, Tokenizer *t) {
     if (keyed_int(L, "merges", 0, (1L << 24) - BPE_N_BASE, &n)) return VCM_EINPUT;
     if (vocab != BPE_N_BASE + n)
         return bad_line(L, "vocab and merges disagree (vocab must be 275 + merges)");
+    /* A merge line is at least "19 19\n": the count is bounded by what the text holds
+     * before memory is taken for it (a header line alone could ask for 128 MiB). */
+    if ((size_t)n > (L->len - L->pos) / 6)
+        return bad_line(L, "more merges than the rest of the file can hold (truncated or damaged)");
     t->merges = malloc(((size_t)n + 1) * 2 * sizeof *t->merges);
     if (!t->merges) return vcm_fail(VCM_ERR, "%s: out of memory for %ld merges", L->path, n);
     for (long i = 0; i < n; i++) {

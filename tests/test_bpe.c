@@ -386,6 +386,12 @@ static void test_file(void) {
     const char *boom = "vcm-bpe 1\npretokenizer words-v1\nvocab 277\nmerges 2\n97 97\n275 275\ncrc32 00000000\n";
     spit(bad, boom, strlen(boom));
     CHECK(bpe_load(bad, &u) == VCM_EINPUT);
+    /* a header asking for 16 M merges in a file of a few lines is refused before the
+     * merges' memory (128 MiB) is taken */
+    const char *big = "vcm-bpe 1\npretokenizer words-v1\nvocab 16777216\nmerges 16776941\n97 97\ncrc32 00000000\n";
+    spit(bad, big, strlen(big));
+    CHECK(bpe_load(bad, &u) == VCM_EINPUT);
+    CHECK_STR_CONTAINS(vcm_error(), "more merges than the rest of the file can hold");
     /* missing file */
     CHECK(bpe_load("/nonexistent/x.tok", &u) == VCM_EINPUT);
     CHECK_STR_CONTAINS(vcm_error(), "/nonexistent/x.tok: cannot open");

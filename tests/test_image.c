@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utime.h>
+#include <zlib.h>
 
 #define SK "/usr/lib/python3/dist-packages/skimage/data/"
 
@@ -104,6 +105,17 @@ static void test_bad_files(void) {
     CHECK(image_load(tmp_path("text.jpg"), &im) == VCM_EINPUT);
     CHECK_STR_CONTAINS(vcm_error(), "text.jpg: ");
     CHECK(image_info(tmp_path("text.jpg"), &w, &h) == VCM_EINPUT);
+    /* a PNG whose header says 9000×9000 (81 M pixels, 243 MB decoded) is refused from its
+     * header alone, before any pixel is decoded */
+    {
+        unsigned char png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                                 0, 0, 0x23, 0x28, 0, 0, 0x23, 0x28, 8, 2, 0, 0, 0};
+        uLong crc = crc32(0L, png + 12, 17);
+        for (int i = 0; i < 4; i++) png[29 + i] = (unsigned char)(crc >> (24 - 8 * i));
+        write_bytes(tmp_path("huge.png"), png, sizeof png);
+        CHECK(image_load(tmp_path("huge.png"), &im) == VCM_EINPUT);
+        CHECK_STR_CONTAINS(vcm_error(), "9000×9000 pixels is more than vcm decodes");
+    }
     /* a FIFO (no writer: opening it for reading would wait forever) and a directory are
      * refused at once, not read */
     CHECK(mkfifo(tmp_path("pipe.png"), 0600) == 0);
