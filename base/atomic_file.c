@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,10 +95,18 @@ static int fsync_parent_dir(const char *path) {
     return rc;
 }
 
+/* An earlier fwrite failed and stdio kept no errno: name the likely reason rather than a
+ * bare "I/O error" when the file system is full (the common case). */
+static int lost_write_errno(FILE *f) {
+    struct statvfs sv;
+    if (!fstatvfs(fileno(f), &sv) && sv.f_bavail == 0) return ENOSPC;
+    return EIO;
+}
+
 int atomic_file_commit(AtomicFile *af) {
     const char *what = NULL;
     int e = 0;
-    if (ferror(af->f)) what = "write", e = EIO;
+    if (ferror(af->f)) what = "write", e = lost_write_errno(af->f);
     else if (fflush(af->f)) what = "write", e = errno;
     else if (!(af->flags & ATOMIC_NO_SYNC) && fsync(fileno(af->f))) what = "fsync", e = errno;
     int closed = fclose(af->f);

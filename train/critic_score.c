@@ -5,6 +5,7 @@
 #include "train/train.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,14 +60,16 @@ static int deflate_some(OutStream *o, int flush) {
         int z = deflate(&o->zs, flush);
         if (z == Z_STREAM_ERROR) return vcm_fail(VCM_ERR, "%s: gzip failed", o->path);
         size_t have = ZBUF_BYTES - o->zs.avail_out;
-        if (have && fwrite(o->zbuf, 1, have, o->f) != have) return vcm_fail(VCM_ERR, "%s: write failed", o->path);
+        if (have && fwrite(o->zbuf, 1, have, o->f) != have)
+            return vcm_fail(VCM_ERR, "%s: write failed: %s", o->path, strerror(errno));
         if (flush == Z_FINISH && z == Z_STREAM_END) break;
     } while (o->zs.avail_out == 0 || flush == Z_FINISH);
     return VCM_OK;
 }
 
 static int out_write(OutStream *o, const char *s, size_t n) {
-    if (!o->gz) return fwrite(s, 1, n, o->f) == n ? VCM_OK : vcm_fail(VCM_ERR, "%s: write failed", o->path);
+    if (!o->gz)
+        return fwrite(s, 1, n, o->f) == n ? VCM_OK : vcm_fail(VCM_ERR, "%s: write failed: %s", o->path, strerror(errno));
     o->zs.next_in = (unsigned char *)s;
     o->zs.avail_in = (unsigned)n;
     return deflate_some(o, Z_NO_FLUSH);
