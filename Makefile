@@ -46,7 +46,7 @@ VCM_CMDS = $(shell sed -n 's/^[[:space:]]*X.\([a-z_][a-z0-9_]*\),.*/\1/p' tools/
 PUB_HDR  = $(wildcard $(foreach d,$(LIBDIRS),$(d)/$(d).h))
 INST_HDR = $(sort $(filter %.h,$(shell $(CC) $(CFLAGS) -MM $(PUB_HDR))))
 
-.PHONY: all deps test test-asan test-ref bench demo results clean help install uninstall examples
+.PHONY: all deps test test-asan fuzz test-ref bench demo results clean help install uninstall examples
 all: $(BUILD)/vcm $(TEST_BIN) $(BENCH_BIN) $(EXAMPLE_BIN)
 
 help:
@@ -55,6 +55,7 @@ help:
 	@echo "make demo       synthetic world -> tokenizer -> train nano -> eval -> generate"
 	@echo "make test       unit + integration tests (ends with 'N passed, N failed')"
 	@echo "make test-asan  the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make fuzz       libFuzzer harnesses (clang, ASan+UBSan) for FUZZ_SECONDS (60) each"
 	@echo "make test-ref   compare against goldens in VCM_GOLDEN_DIR (from tests/ref/ops.py)"
 	@echo "make bench      speed against PyTorch and the OpenBLAS peak"
 	@echo "make examples   build examples/*.c against build/libvcm.a (make does it too)"
@@ -145,6 +146,33 @@ test-asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan_mpi.supp $(MAKE) BUILD=$(BUILD)-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fopenmp -fsanitize=address,undefined" test
 
+# libFuzzer harnesses (tests/fuzz/README.md): the library again, built by clang under
+# ASan + UBSan in its own tree, then each harness run FUZZ_SECONDS on a copy of its seeds
+# (found inputs stay out of git). Exits non-zero when any harness found a crash.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fno-omit-frame-pointer -fopenmp -Wall -Wextra -D_GNU_SOURCE -I. \
+                -fsanitize=address,undefined
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/tools/flags.o $(FUZZ_BUILD)/tools/infer_util.o
+fuzz:
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FUZZ_BUILD)/data/stb_impl.o: FUZZ_CFLAGS += -fno-sanitize=shift
+$(FUZZ_BUILD)/distill/prompt_builtin.o: distill/prompt_v1.txt
+$(FUZZ_BUILD)/libvcm.a: $(filter-out $(FUZZ_BUILD)/tools/%,$(FUZZ_OBJ))
+	@rm -f $@
+	ar rcs $@ $^
+# every harness links the tools' flag parser too (only fuzz_flags uses it)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libvcm.a $(filter $(FUZZ_BUILD)/tools/%,$(FUZZ_OBJ))
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(filter $(FUZZ_BUILD)/tools/%,$(FUZZ_OBJ)) \
+	  $(FUZZ_BUILD)/libvcm.a $(LDLIBS) -o $@
+-include $(FUZZ_OBJ:.o=.d)
+
 test-ref: $(BUILD)/tests/test_ops_ref
 	@test -n "$(VCM_GOLDEN_DIR)" || { echo "set VCM_GOLDEN_DIR=DIR (written by tests/ref/ops.py --out DIR)"; exit 2; }
 	VCM_GOLDEN_DIR=$(VCM_GOLDEN_DIR) $(BUILD)/tests/test_ops_ref
@@ -161,6 +189,6 @@ results: $(BUILD)/vcm
 	@sh scripts/results.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(EXAMPLE_BIN:=.d)
