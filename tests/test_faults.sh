@@ -67,4 +67,28 @@ for d in "$FULL" "$RO"; do
     [ "$d" = "$FULL" ] && unfill "$FULL"
 done
 
+# ---- SIGKILL in the middle of a write: the file under its name is the old one or a whole
+# new one, never a prefix (export and synth here; checkpoints in test_checkpoint.c)
+K=$TMP/kill
+mkdir -p "$K"
+$VCM export --model "$TMP/m.vcm" --out "$K/m.safetensors" >/dev/null
+$VCM synth --out "$K/w" --images 30 --seed 7 --quiet >/dev/null 2>&1
+cp "$K/m.safetensors" "$TMP/st.old"; cp "$K/w/corpus.jsonl" "$TMP/corpus.old"
+whole=0
+for t in 1 2 3 4 5 6; do
+    $VCM synth --out "$K/w" --images 400 --seed $((7 + t)) --quiet >/dev/null 2>&1 &
+    p1=$!
+    $VCM export --model "$TMP/m.vcm" --out "$K/m.safetensors" >/dev/null 2>&1 &
+    p2=$!
+    sleep 0.0$t
+    kill -9 $p1 $p2 2>/dev/null
+    wait $p1 $p2 2>/dev/null
+    if cmp -s "$K/m.safetensors" "$TMP/st.old" && { cmp -s "$K/w/corpus.jsonl" "$TMP/corpus.old" ||
+        $VCM corpus validate "$K/w/corpus.jsonl" --regions "$K/w/regions.jsonl" --images-root "$K/w" >/dev/null 2>&1; }; then
+        whole=$((whole + 1))
+    fi
+    cp "$K/w/corpus.jsonl" "$TMP/corpus.old"
+done
+assert "kill -9 during export and synth: old or whole new files, 6 of 6" [ "$whole" = 6 ]
+
 summary
