@@ -24,13 +24,14 @@ static int guard_fail(const TrainStep *t, long step, double loss, double norm) {
  * the sum of their scaled losses, *lrc this process's failure (the others learn of it
  * in train_step). Returns an MPI error, which ends the step at once. */
 static int accumulate(const TrainStep *t, long step, double *loss_sum, int *lrc) {
+    const int shared = t->split && t->ranks > 1;   /* every micro-batch is cut over the ranks */
     for (int a = t->micro0; a < t->micro1; a++) {
         graph_reset(t->g);
         Tensor *loss = NULL;
         double weight = 0;
-        *lrc = t->micro(t->ctx, t->g, step, a, &loss, &weight);
+        if (!*lrc) *lrc = t->micro(t->ctx, t->g, step, a, &loss, &weight);
         float scale = t->accum > 1 ? 1.0f / (float)t->accum : 1.0f;
-        if (t->split && t->ranks > 1) {
+        if (shared) {
             /* A slice's mean counts for its share of the micro-batch's weight (tokens). */
             double mine = *lrc ? 0 : weight;
             double w[2] = {mine, *lrc != 0};
@@ -41,7 +42,14 @@ static int accumulate(const TrainStep *t, long step, double *loss_sum, int *lrc)
         }
         if (*lrc) break;
         if (scale != 1.0f) loss = op_scale(t->g, loss, scale);
-        if (!loss || graph_backward(t->g, loss)) { *lrc = vcm_fail(VCM_ERR, "step %ld: %s", step + 1, vcm_error()); break; }
+        if (!loss || graph_backward(t->g, loss)) {
+            *lrc = vcm_fail(VCM_ERR, "step %ld: %s", step + 1, vcm_error());
+            /* Shared micro-batches: the others are already on their way to the next
+             * micro-batch's all-reduce; meet them there with the failure (or, after the
+             * last one, at train_step's), so that every rank makes the same calls. */
+            if (shared) continue;
+            break;
+        }
         *loss_sum += loss->data[0];
     }
     return VCM_OK;

@@ -138,8 +138,9 @@ typedef struct StepStats { double loss, norm, lr; } StepStats;   /* norm: before
 /* One update (index step, from 0). VCM_ERR on a non-finite loss or norm (nothing is
  * updated; the message names the checkpoint to go on from), a failed forward or
  * backward ("step N: ..."), an MPI failure; a micro-batch's data error as it came.
- * With several ranks a failure on one is returned on all (dist_agree), except a failed
- * forward or backward of a slice (split): the others are then in another collective. */
+ * With several ranks a failure on one is returned on all (dist_agree); a failed forward
+ * or backward of a slice (split) waits for the others at the next all-reduce, so every
+ * rank makes the same collective calls. */
 int train_step(const TrainStep *t, long step, StepStats *out);
 
 /* ================================================================ distributed
