@@ -118,6 +118,67 @@ static int jpeg_complete(const unsigned char *b, size_t n) {
     return 0;
 }
 
+/* Debian's stb_image 2.27 trusts two things a JPEG can get wrong (found by make fuzz,
+ * tests/fuzz/): a scan may use a Huffman table no DHT defined (stb then decodes with
+ * uninitialised memory), and a table is built from its 16 counts without checking
+ * that they sum to at most 256 (a DHT segment saying more writes past the table's
+ * 257-byte size list). Every DHT and scan header stb would read is checked first. The walk follows stb's: a marker is FF then a non-FF byte, bytes out of
+ * step are skipped one at a time, a segment's length is skipped (a DHT's tables are read
+ * while its length lasts, as far as they say), a scan's entropy-coded data runs to the
+ * next FF that is not FF 00 or a restart marker. 1 when a table is bad. */
+static int jpeg_bad_huffman(const unsigned char *b, size_t n) {
+    size_t i = 2;
+    int defined[2][4] = {{0}};   /* DC and AC tables a DHT has set so far */
+    while (i + 1 < n) {
+        if (b[i] != 0xFF) { i++; continue; }
+        while (i + 1 < n && b[i + 1] == 0xFF) i++;           /* fill bytes */
+        if (i + 1 >= n) break;
+        unsigned m = b[i + 1];
+        i += 2;
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;   /* no length */
+        if (m == 0xD9) break;
+        if (i + 2 > n) break;
+        size_t len = (size_t)b[i] << 8 | b[i + 1];
+        if (len < 2) break;
+        size_t end = i + len < n ? i + len : n;
+        if (m == 0xC4) {   /* as stb reads it: tables while the length lasts, even past it */
+            long left = (long)len - 2;
+            size_t p = i + 2;
+            while (left > 0) {
+                if (p >= n || (b[p] >> 4) > 1 || (b[p] & 15) > 3) return 0;   /* stb stops: "bad DHT header" */
+                unsigned sum = 0;
+                for (size_t k = 1; k <= 16; k++) sum += p + k < n ? b[p + k] : 0;
+                if (sum > 256) return 1;
+                defined[b[p] >> 4][b[p] & 15] = 1;
+                p += 17 + sum;
+                left -= 17 + (long)sum;
+            }
+            if (left != 0) return 0;   /* stb stops: the length did not match */
+            i = p;
+            continue;
+        }
+        /* A scan that names a table no DHT has defined makes stb decode with its
+         * uninitialised memory (a SEGV under the fuzzer): Ss = 0 reads the DC tables,
+         * Se > 0 the AC ones. */
+        if (m == 0xDA && i + 3 <= end) {
+            unsigned ns = b[i + 2];
+            size_t q = i + 3, after = q + 2 * (size_t)ns;
+            if (ns >= 1 && ns <= 4 && after + 2 <= end) {
+                unsigned ss = b[after], se = b[after + 1];
+                for (unsigned c = 0; c < ns; c++) {
+                    unsigned td = b[q + 2 * c + 1] >> 4, ta = b[q + 2 * c + 1] & 15;
+                    if (td > 3 || ta > 3) return 0;   /* stb refuses these itself */
+                    if ((ss == 0 && !defined[0][td]) || (se > 0 && !defined[1][ta])) return 1;
+                }
+            }
+        }
+        i = end;
+        if (m == 0xDA)   /* the entropy-coded data after the scan header */
+            while (i + 1 < n && !(b[i] == 0xFF && b[i + 1] != 0x00 && (b[i + 1] < 0xD0 || b[i + 1] > 0xD7))) i++;
+    }
+    return 0;
+}
+
 int image_load(const char *path, Image *out) {
     out->w = out->h = 0;
     out->rgb = NULL;
@@ -129,6 +190,11 @@ int image_load(const char *path, Image *out) {
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF && !jpeg_complete(b, n)) {
         free(b);
         return vcm_fail(VCM_EINPUT, "%s: truncated JPEG (no end-of-image marker after the last scan)", path);
+    }
+    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF && jpeg_bad_huffman(b, n)) {
+        free(b);
+        return vcm_fail(VCM_EINPUT, "%s: corrupt JPEG (a Huffman table with more than 256 codes, or a scan "
+                                    "that uses a table never defined)", path);
     }
     int w, h, comp;
     if (!stbi_info_from_memory(b, (int)n, &w, &h, &comp)) {
@@ -162,11 +228,26 @@ int image_load(const char *path, Image *out) {
     return VCM_OK;
 }
 
+/* The header of an image: its first 4 MiB (stb reads a JPEG's segments up to the frame
+ * header, and its DHT segments there, so they are checked as image_load checks them). */
+#define IMAGE_INFO_PREFIX ((size_t)4 << 20)
+
 int image_info(const char *path, int *w, int *h) {
     FILE *f = open_image_file(path);
     if (!f) return VCM_EINPUT;
-    int comp, ok = stbi_info_from_file(f, w, h, &comp);
+    unsigned char *b = malloc(IMAGE_INFO_PREFIX);
+    if (!b) { fclose(f); return vcm_fail(VCM_ERR, "%s: out of memory", path); }
+    size_t n = fread(b, 1, IMAGE_INFO_PREFIX, f);
+    int err = ferror(f);
     fclose(f);
+    if (err) { free(b); return vcm_fail(VCM_EINPUT, "%s: read error", path); }
+    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF && jpeg_bad_huffman(b, n)) {
+        free(b);
+        return vcm_fail(VCM_EINPUT, "%s: corrupt JPEG (a Huffman table with more than 256 codes, or a scan "
+                                    "that uses a table never defined)", path);
+    }
+    int comp, ok = stbi_info_from_memory(b, (int)n, w, h, &comp);
+    free(b);
     if (!ok) {
         const char *why = stbi_failure_reason();
         return vcm_fail(VCM_EINPUT, "%s: not an image stb_image can read (%s)", path, why ? why : "unknown format");

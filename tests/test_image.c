@@ -116,6 +116,11 @@ static void test_bad_files(void) {
         CHECK(image_load(tmp_path("huge.png"), &im) == VCM_EINPUT);
         CHECK_STR_CONTAINS(vcm_error(), "9000×9000 pixels is more than vcm decodes");
     }
+    /* make fuzz's finding: a progressive JPEG whose scans use Huffman tables no DHT
+     * defined (stb_image decoded with uninitialised tables: a SEGV under ASan) */
+    CHECK(image_load("tests/data/bad_huffman.jpg", &im) == VCM_EINPUT && im.rgb == NULL);
+    CHECK_STR_CONTAINS(vcm_error(), "bad_huffman.jpg: corrupt JPEG");
+    CHECK(image_info("tests/data/bad_huffman.jpg", &w, &h) == VCM_EINPUT);   /* its header is checked too */
     /* a FIFO (no writer: opening it for reading would wait forever) and a directory are
      * refused at once, not read */
     CHECK(mkfifo(tmp_path("pipe.png"), 0600) == 0);

@@ -30,6 +30,8 @@ for n in $names; do
         -artifact_prefix="$art/" "$corpus" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    # UBSan reports and continues: a "runtime error" in the log is a finding too
+    grep -q "runtime error" "$log" && [ $rc -eq 0 ] && rc=99
     if [ $rc -eq 0 ]; then
         result="ok"
     else
