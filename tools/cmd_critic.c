@@ -74,11 +74,8 @@ static int critic_train_cmd(int argc, char **argv) {
     int rc = flags_parse(U, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (region_input_parse(region_input, &o.region_input)) return tool_error(argv[0], 2, "%s", vcm_error());
-    if (seed < 0 || steps <= 0 || o.batch <= 0 || warmup < 0)
-        return tool_error(argv[0], 2, "--seed and --warmup must be >= 0, --steps and --batch > 0");
     if (!(o.val_frac >= 0 && o.val_frac < 1)) return tool_error(argv[0], 2, "--val-frac must be in [0, 1)");
     if (!o.tokenizer && !o.init) return tool_error(argv[0], 2, "--tokenizer is required (or --init STUDENT.vcm)");
-    if (o.log_every <= 0) o.log_every = 50;
     o.steps = steps;
     o.warmup = warmup;
     o.seed = (uint64_t)seed;
@@ -130,7 +127,6 @@ static int critic_score_cmd(int argc, char **argv) {
         {0}};
     int rc = flags_parse(U, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
-    if (o.batch <= 0) return tool_error(argv[0], 2, "--batch must be > 0");
     o.cache_bytes = (size_t)(cache_mb > 0 ? cache_mb : 0) << 20;
     vcm_threads_init(threads);
     CriticScoreResult r;

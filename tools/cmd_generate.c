@@ -48,11 +48,6 @@ int cmd_generate(int argc, char **argv) {
         {0}};
     int rc = flags_parse(USAGE, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
-    if (samples < 1) return tool_error("generate", 2, "--samples must be >= 1");
-    if (temperature < 0) return tool_error("generate", 2, "--temperature must be >= 0");
-    if (top_p < 0 || top_p > 1) return tool_error("generate", 2, "--top-p must be in [0, 1]");
-    if (max_tokens < 0) return tool_error("generate", 2, "--max-tokens must be >= 0");
-    if (seed < 0) return tool_error("generate", 2, "--seed must be >= 0");
     InferSession ss;
     char *q = NULL;
     if ((rc = infer_session_open(&ss, "generate", model, tok_path, image, &regions, &descs, threads))) goto done0;

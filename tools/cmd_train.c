@@ -70,7 +70,6 @@ int cmd_train(int argc, char **argv) {
         snprintf(text_config, sizeof text_config, "%.20s-text", cfg_name);
         o.config = text_config;
     }
-    if (seed < 0) return tool_error("train", 2, "--seed must be >= 0");
     o.steps = steps; o.warmup = warmup; o.ckpt_every = ckpt_every; o.val_every = val_every;
     o.log_every = log_every > 0 ? log_every : 10; o.stop_after = stop_after; o.seed = (uint64_t)seed;
     o.cache_bytes = (size_t)(cache_mb > 0 ? cache_mb : 0) << 20;
